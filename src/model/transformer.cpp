@@ -1,0 +1,248 @@
+#include "model/transformer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/eigen_maps.hpp"
+#include "core/error.hpp"
+#include "core/rng.hpp"
+#include "model/linear_attention.hpp"
+#include "model/softmax_attention.hpp"
+
+namespace mesalab {
+
+std::string_view mixer_name(MixerKind kind) {
+  switch (kind) {
+    case MixerKind::Linear:
+      return "lsa";
+    case MixerKind::Softmax:
+      return "softmax";
+    case MixerKind::Mesa:
+      return "mesa";
+  }
+  return "?";
+}
+
+MixerKind parse_mixer(std::string_view name) {
+  if (name == "lsa" || name == "linear") return MixerKind::Linear;
+  if (name == "softmax") return MixerKind::Softmax;
+  if (name == "mesa") return MixerKind::Mesa;
+  fail("unknown layer kind '{}' (allowed: lsa, softmax, mesa)", name);
+}
+
+void ModelConfig::validate() const {
+  if (data_dim < 1) fail("model: data_dim must be >= 1 (got {})", data_dim);
+  if (embed_dim < data_dim)
+    fail("model: embed_dim ({}) must be >= data_dim ({}) because the prediction is read "
+         "from the first data_dim channels",
+         embed_dim, data_dim);
+  if (heads < 1) fail("model.heads must be >= 1 (got {})", heads);
+  if (key_size < 1) fail("model.key_size must be >= 1 (got {})", key_size);
+  if (mixers.empty()) fail("model.layers must be >= 1");
+  if (!(clip_act >= 0)) fail("model.clip_act must be >= 0 (0 disables clipping)");
+  if (!(init_std >= 0)) fail("model.init_std must be >= 0");
+  if (!(mesa_lambda_init > 0)) fail("model.mesa_lambda_init must be > 0");
+}
+
+Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  const int64_t E = config_.embed_dim, HK = int64_t(config_.heads) * config_.key_size;
+  for (int l = 0; l < config_.layers(); ++l) {
+    const std::string p = "layers." + std::to_string(l) + ".";
+    LayerOffsets o;
+    o.q = layout_.add(p + "q", {E, HK});
+    o.k = layout_.add(p + "k", {E, HK});
+    o.v = layout_.add(p + "v", {E, HK});
+    o.o = layout_.add(p + "o", {HK, E});
+    if (config_.mixers[size_t(l)] == MixerKind::Mesa) o.lambdas = layout_.add(p + "lambdas", {config_.heads});
+    layers_.push_back(o);
+  }
+}
+
+AttentionShape Transformer::shape(int batch, int seq_len) const {
+  return AttentionShape{batch, seq_len, config_.heads, config_.key_size};
+}
+
+template <class S>
+void Transformer::init_params(S* params, uint64_t seed) const {
+  const auto& specs = layout_.specs();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ParamSpec& spec = specs[i];
+    S* p = params + spec.offset;
+    const bool is_lambda = spec.name.ends_with(".lambdas");
+    Rng rng{seed, uint64_t(RngPurpose::Init), i};
+    for (size_t j = 0; j < spec.size; ++j)
+      p[j] = is_lambda ? S(config_.mesa_lambda_init) : S(config_.init_std * rng.normal());
+  }
+}
+
+static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s) {
+  switch (kind) {
+    case MixerKind::Linear:
+      return linear_attention_cache_size(s);
+    case MixerKind::Softmax:
+      return softmax_attention_cache_size(s);
+    case MixerKind::Mesa:
+      return mesa_attention_cache_size(s);
+  }
+  return 0;
+}
+
+template <class S>
+Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
+  if (max_batch < 1 || seq_len < 1) fail("workspace needs batch >= 1 and seq_len >= 1");
+  const int L = config_.layers();
+  const size_t N = size_t(max_batch) * seq_len, E = config_.embed_dim;
+  const size_t HK = size_t(config_.heads) * config_.key_size;
+  const AttentionShape s = shape(max_batch, seq_len);
+  Workspace<S> ws;
+  ws.max_batch = max_batch;
+  ws.seq_len = seq_len;
+  ws.x.resize((L + 1) * N * E);
+  ws.y.resize(L * N * E);
+  ws.qkv.resize(L * 3 * N * HK);
+  ws.mixed.resize(L * N * HK);
+  size_t cache_total = 0;
+  for (MixerKind kind : config_.mixers) {
+    ws.cache_offset.push_back(cache_total);
+    cache_total += mixer_cache_size(kind, s);
+  }
+  ws.cache.resize(cache_total);
+  ws.dx.resize(N * E);
+  ws.dmixed.resize(N * HK);
+  ws.dqkv.resize(3 * N * HK);
+  ws.scratch.resize(std::max(size_t(seq_len) * seq_len, mesa_attention_scratch_size(s)));
+  return ws;
+}
+
+template <class S>
+static void mixer_forward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
+                          const S* q, const S* k, const S* v, const S* lambdas, S* cache,
+                          S* out) {
+  switch (kind) {
+    case MixerKind::Linear:
+      return linear_attention_forward(s, q, k, v, cache, out);
+    case MixerKind::Softmax:
+      return softmax_attention_forward(s, q, k, v, cache, out);
+    case MixerKind::Mesa:
+      return mesa_attention_forward(s, mesa, q, k, v, lambdas, cache, out);
+  }
+}
+
+template <class S>
+static void mixer_backward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
+                           const S* q, const S* k, const S* v, const S* lambdas,
+                           const S* cache, const S* d_out, S* dq, S* dk, S* dv,
+                           S* d_lambdas, S* scratch) {
+  switch (kind) {
+    case MixerKind::Linear:
+      return linear_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
+    case MixerKind::Softmax:
+      return softmax_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
+    case MixerKind::Mesa:
+      return mesa_attention_backward(s, mesa, q, k, v, lambdas, cache, d_out, dq, dk, dv,
+                                     d_lambdas, scratch);
+  }
+}
+
+template <class S>
+double Transformer::run(const S* params, const S* tokens, const S* labels, int batch,
+                        Workspace<S>& ws, S* grads, S grad_scale, double* sq_err_per_token,
+                        S* grad_tokens) const {
+  if (batch < 1 || batch > ws.max_batch) fail("chunk of {} sequences does not fit the workspace", batch);
+  const int T = ws.seq_len, L = config_.layers(), E = config_.embed_dim, D = config_.data_dim;
+  const int HK = config_.heads * config_.key_size;
+  const size_t N = size_t(batch) * T, NE = N * E;
+  const size_t maxNE = size_t(ws.max_batch) * T * E, maxNHK = size_t(ws.max_batch) * T * HK;
+  const S clip = S(config_.clip_act);
+  const AttentionShape s = shape(batch, T);
+
+  std::copy(tokens, tokens + NE, ws.x.data());
+  for (int l = 0; l < L; ++l) {
+    const LayerOffsets& o = layers_[size_t(l)];
+    const MixerKind kind = config_.mixers[size_t(l)];
+    const S* x = ws.x.data() + l * maxNE;
+    S* q = ws.qkv.data() + 3 * l * maxNHK;
+    S* k = q + maxNHK;
+    S* v = k + maxNHK;
+    S* mixed = ws.mixed.data() + l * maxNHK;
+    S* y = ws.y.data() + l * maxNE;
+    S* x_next = ws.x.data() + (l + 1) * maxNE;
+    auto X = mat(x, N, E);
+    mat(q, N, HK).noalias() = X * mat(params + o.q, E, HK);
+    mat(k, N, HK).noalias() = X * mat(params + o.k, E, HK);
+    mat(v, N, HK).noalias() = X * mat(params + o.v, E, HK);
+    mixer_forward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
+                  ws.cache.data() + ws.cache_offset[size_t(l)], mixed);
+    auto Y = mat(y, N, E);
+    Y.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
+    Y += X;
+    for (size_t i = 0; i < NE; ++i) x_next[i] = clip > 0 ? std::clamp(y[i], -clip, clip) : y[i];
+  }
+
+  // Squared error of the readout (first D channels) and, for backward, d loss / d out.
+  const S* out = ws.x.data() + L * maxNE;
+  S* dx = ws.dx.data();
+  if (grads) std::fill(dx, dx + NE, S(0));
+  double total = 0.0;
+  for (size_t n = 0; n < N; ++n) {
+    double token_err = 0.0;
+    for (int d = 0; d < D; ++d) {
+      const S diff = out[n * E + d] - labels[n * D + d];
+      token_err += double(diff) * double(diff);
+      if (grads) dx[n * E + d] = grad_scale * diff;
+    }
+    if (sq_err_per_token) sq_err_per_token[n] = token_err;
+    total += token_err;
+  }
+  if (!grads) return total;
+
+  S* dmixed = ws.dmixed.data();
+  S* dq = ws.dqkv.data();
+  S* dk = dq + maxNHK;
+  S* dv = dk + maxNHK;
+  for (int l = L - 1; l >= 0; --l) {
+    const LayerOffsets& o = layers_[size_t(l)];
+    const MixerKind kind = config_.mixers[size_t(l)];
+    const S* x = ws.x.data() + l * maxNE;
+    const S* q = ws.qkv.data() + 3 * l * maxNHK;
+    const S* k = q + maxNHK;
+    const S* v = k + maxNHK;
+    const S* mixed = ws.mixed.data() + l * maxNHK;
+    const S* y = ws.y.data() + l * maxNE;
+    // x_next = clip(y): the gradient passes only where |y| < c.
+    if (clip > 0)
+      for (size_t i = 0; i < NE; ++i)
+        if (!(std::abs(y[i]) < clip)) dx[i] = 0;
+    // y = x + mixed Wo:  dWo += mixed^T dy,  dmixed = dy Wo^T,  dx = dy + (projections).
+    auto dY = mat(static_cast<const S*>(dx), N, E);
+    mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dY;
+    mat(dmixed, N, HK).noalias() = dY * mat(params + o.o, HK, E).transpose();
+    mixer_backward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
+                   ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv,
+                   grads + o.lambdas, ws.scratch.data());
+    // q = x Wq (same for k, v):  dWq += x^T dq,  dx += dq Wq^T.
+    auto X = mat(x, N, E);
+    auto dX = mat(dx, N, E);
+    const S* d_proj[3] = {dq, dk, dv};
+    const size_t w_off[3] = {o.q, o.k, o.v};
+    for (int j = 0; j < 3; ++j) {
+      auto dP = mat(d_proj[j], N, HK);
+      mat(grads + w_off[j], E, HK).noalias() += X.transpose() * dP;
+      dX.noalias() += dP * mat(params + w_off[j], E, HK).transpose();
+    }
+  }
+  if (grad_tokens) std::copy(dx, dx + NE, grad_tokens);
+  return total;
+}
+
+#define MESALAB_INSTANTIATE(S)                                                              \
+  template void Transformer::init_params<S>(S*, uint64_t) const;                            \
+  template Workspace<S> Transformer::make_workspace<S>(int, int) const;                     \
+  template double Transformer::run<S>(const S*, const S*, const S*, int, Workspace<S>&, S*, \
+                                      S, double*, S*) const;
+MESALAB_INSTANTIATE(float)
+MESALAB_INSTANTIATE(double)
+#undef MESALAB_INSTANTIATE
+
+}  // namespace mesalab
