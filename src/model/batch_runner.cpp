@@ -1,0 +1,96 @@
+#include "model/batch_runner.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <exception>
+
+#include "core/error.hpp"
+
+namespace mesalab {
+
+template <class S>
+BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len)
+    : model_(model), batch_(batch), seq_len_(seq_len) {
+  if (batch < 1 || seq_len < 1) fail("batch size and sequence length must be >= 1");
+  const int threads = std::max(1, omp_get_max_threads());
+  for (int i = 0; i < threads; ++i)
+    workspaces_.push_back(model.make_workspace<S>(std::min(batch, kChunkSequences), seq_len));
+  loss_partials_.assign(size_t(num_chunks()), 0.0);
+}
+
+// Calls fn(chunk_index, first_sequence, count, workspace) for every chunk, in parallel.
+// An exception in a chunk is re-thrown on the calling thread after the loop (the first
+// one in chunk order, so the message is deterministic too).
+template <class S>
+template <class ChunkFn>
+void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
+  const int chunks = num_chunks();
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int c = 0; c < chunks; ++c) {
+    const int first = c * kChunkSequences;
+    const int count = std::min(kChunkSequences, batch_ - first);
+    try {
+      fn(c, first, count, workspaces_[size_t(omp_get_thread_num())]);
+    } catch (...) {
+      errors[size_t(c)] = std::current_exception();
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+template <class S>
+double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels,
+                                     S* grads) {
+  const size_t P = model_.num_params();
+  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  grad_partials_.resize(size_t(num_chunks()) * P);
+  const S grad_scale = S(1) / (S(batch_) * S(T));
+  for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
+    S* partial = grad_partials_.data() + size_t(c) * P;
+    std::fill(partial, partial + P, S(0));
+    loss_partials_[size_t(c)] =
+        model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D,
+                      count, ws, partial, grad_scale);
+  });
+  // Fixed-order reduction over chunks, parallel over parameters.
+  const int chunks = num_chunks();
+#pragma omp parallel for schedule(static)
+  for (size_t i = 0; i < P; ++i) {
+    S sum = grad_partials_[i];
+    for (int c = 1; c < chunks; ++c) sum += grad_partials_[size_t(c) * P + i];
+    grads[i] = sum;
+  }
+  double total = 0.0;
+  for (double l : loss_partials_) total += l;
+  return total / (2.0 * batch_ * T);
+}
+
+template <class S>
+void BatchRunner<S>::token_errors(const S* params, const S* tokens, const S* labels,
+                                  double* sq_err) {
+  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
+    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
+                  ws, nullptr, S(0), sq_err + size_t(first) * T);
+  });
+}
+
+template <class S>
+const Workspace<S>& BatchRunner<S>::forward_chunk(const S* params, const S* tokens,
+                                                  const S* labels, int first, int count) {
+  if (first < 0 || count < 1 || count > kChunkSequences || first + count > batch_)
+    fail("chunk [{}, {}) is outside the batch of {}", first, first + count, batch_);
+  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  Workspace<S>& ws = workspaces_[0];
+  model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
+                ws);
+  return ws;
+}
+
+template class BatchRunner<float>;
+template class BatchRunner<double>;
+
+}  // namespace mesalab

@@ -1,0 +1,47 @@
+#pragma once
+// Runs a Transformer over a whole batch, in parallel and deterministically.
+// The batch is cut into fixed chunks of kChunkSequences sequences (independent of the
+// thread count); each chunk runs forward+backward on a thread-local workspace and writes
+// its own gradient partial; partials and losses are then summed in chunk order. Hence the
+// result is bit-identical for any number of OpenMP threads.
+#include <vector>
+
+#include "model/transformer.hpp"
+
+namespace mesalab {
+
+inline constexpr int kChunkSequences = 8;
+
+template <class S>
+class BatchRunner {
+ public:
+  BatchRunner(const Transformer& model, int batch, int seq_len);
+
+  int batch() const { return batch_; }
+  int seq_len() const { return seq_len_; }
+
+  // loss = sum_(b,t,d) (pred - label)^2 / (2 B T); grads (overwritten) = d loss / d params.
+  // tokens (B,T,E), labels (B,T,D).
+  double loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads);
+
+  // Forward only: squared error summed over channels, per token, written to (B,T).
+  void token_errors(const S* params, const S* tokens, const S* labels, double* sq_err);
+
+  // Forward only over one chunk: the workspace of the calling thread's slot 0 afterwards
+  // holds that chunk's activations (for analysis tools).
+  const Workspace<S>& forward_chunk(const S* params, const S* tokens, const S* labels, int first,
+                                    int count);
+
+ private:
+  int num_chunks() const { return (batch_ + kChunkSequences - 1) / kChunkSequences; }
+  template <class ChunkFn>
+  void for_each_chunk(ChunkFn&& fn);
+
+  const Transformer& model_;
+  int batch_, seq_len_;
+  std::vector<Workspace<S>> workspaces_;  // one per thread
+  std::vector<S> grad_partials_;          // num_chunks x num_params
+  std::vector<double> loss_partials_;     // num_chunks
+};
+
+}  // namespace mesalab
