@@ -1,0 +1,76 @@
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <fstream>
+
+#include "cli/commands.hpp"
+#include "train/step_benchmark.hpp"
+
+namespace mesalab::cli {
+
+namespace {
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+struct BenchArgs {
+  bool json = false;
+  double seconds = 2.0;
+  bool include_mesa = true;
+};
+
+int run_bench(const BenchArgs& a) {
+  const BenchShape shape;
+  const double ceiling = gemm_ceiling_gflops();
+  const std::vector<std::pair<MixerKind, int>> configs = {
+      {MixerKind::Linear, 1}, {MixerKind::Linear, 2}, {MixerKind::Linear, 6},
+      {MixerKind::Softmax, 2}, {MixerKind::Mesa, 1},  {MixerKind::Mesa, 2}};
+  nlohmann::json records = nlohmann::json::array();
+  if (!a.json)
+    fmt::print("cpu: {}, threads: {}, B={} T={} E={} H={} K={}\nGEMM ceiling (float 1024^3, all "
+               "threads): {:.1f} GFLOP/s\n\n{:<8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+               cpu_model(), omp_get_max_threads(), shape.batch, shape.seq_len, shape.embed_dim,
+               shape.heads, shape.key_size, ceiling, "model", "layers", "train ms", "GFLOP/s",
+               "% ceiling", "fwd ms", "GFLOP/s");
+  for (const auto& [kind, layers] : configs) {
+    if (kind == MixerKind::Mesa && !a.include_mesa) continue;
+    StepTiming t = time_model(shape, kind, layers, a.seconds);
+    t.fraction_of_ceiling = t.train_gflops / ceiling;
+    records.push_back({{"kind", t.kind},
+                       {"layers", t.layers},
+                       {"train_ms", t.train_ms},
+                       {"fwd_ms", t.fwd_ms},
+                       {"gflops", t.train_gflops},
+                       {"fwd_gflops", t.fwd_gflops},
+                       {"fraction_of_ceiling", t.fraction_of_ceiling}});
+    if (!a.json)
+      fmt::print("{:<8} {:>6} {:>10.2f} {:>10.1f} {:>9.0f}% {:>9.2f} {:>9.1f}\n", t.kind,
+                 t.layers, t.train_ms, t.train_gflops, 100 * t.fraction_of_ceiling, t.fwd_ms,
+                 t.fwd_gflops);
+  }
+  if (a.json)
+    fmt::print("{}\n", nlohmann::json{{"cpu", cpu_model()},
+                                      {"threads", omp_get_max_threads()},
+                                      {"ceiling_gflops", ceiling},
+                                      {"records", records}}
+                           .dump());
+  return 0;
+}
+
+}  // namespace
+
+Command add_bench_command(CLI::App& root) {
+  auto* app = root.add_subcommand("bench", "Time training steps and forwards (B=256, T=50)");
+  auto args = std::make_shared<BenchArgs>();
+  app->add_flag("--json", args->json, "one JSON record per configuration");
+  app->add_option("--seconds", args->seconds, "time per measurement")->check(CLI::PositiveNumber);
+  app->add_flag("!--no-mesa", args->include_mesa, "skip the mesa configurations");
+  return {app, [args] { return run_bench(*args); }};
+}
+
+}  // namespace mesalab::cli

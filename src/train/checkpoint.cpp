@@ -1,0 +1,79 @@
+#include "train/checkpoint.hpp"
+
+#include <string>
+
+#include "core/error.hpp"
+#include "io/safetensors.hpp"
+
+namespace mesalab {
+
+using nlohmann::json;
+
+void save_checkpoint(const std::filesystem::path& path, const Transformer& model,
+                     const json& resolved_config, const TrainState& state) {
+  SafetensorsFile file;
+  file.metadata["format"] = "mesalab-checkpoint";
+  file.metadata["format_version"] = std::to_string(kCheckpointFormatVersion);
+  file.metadata["step"] = std::to_string(state.step);
+  file.metadata["config"] = resolved_config.dump();
+  file.metadata["mesa_o_layout"] = "rows of a mesa layer's o are head-minor (k*H + h)";
+  for (const auto& spec : model.layout().specs()) {
+    file.add_f32(spec.name, spec.shape, state.params.data() + spec.offset);
+    file.add_f32("optim.m." + spec.name, spec.shape, state.adam_m.data() + spec.offset);
+    file.add_f32("optim.v." + spec.name, spec.shape, state.adam_v.data() + spec.offset);
+  }
+  const double accumulator[2] = {state.train_loss_sum, double(state.train_loss_count)};
+  file.add_f64("train.loss_accumulator", {2}, accumulator);
+  save_safetensors(path, file);
+}
+
+static SafetensorsFile load_checked(const std::filesystem::path& path) {
+  SafetensorsFile file = load_safetensors(path);
+  const auto format = file.metadata.find("format");
+  if (format == file.metadata.end() || format->second != "mesalab-checkpoint")
+    fail("{}: not a mesalab checkpoint (metadata 'format' missing)", path.string());
+  const auto version = file.metadata.find("format_version");
+  if (version == file.metadata.end() || version->second != std::to_string(kCheckpointFormatVersion))
+    fail("{}: unsupported checkpoint format version '{}' (this build reads version {})",
+         path.string(), version == file.metadata.end() ? "" : version->second,
+         kCheckpointFormatVersion);
+  return file;
+}
+
+TrainState load_checkpoint(const std::filesystem::path& path, const Transformer& model) {
+  const SafetensorsFile file = load_checked(path);
+  TrainState state;
+  try {
+    state.step = std::stoll(file.metadata.at("step"));
+  } catch (const std::exception&) {
+    fail("{}: metadata 'step' is missing or not an integer", path.string());
+  }
+  if (state.step < 0) fail("{}: negative step in metadata", path.string());
+  const size_t P = model.num_params();
+  state.params.resize(P);
+  state.adam_m.resize(P);
+  state.adam_v.resize(P);
+  for (const auto& spec : model.layout().specs()) {
+    const std::string names[3] = {spec.name, "optim.m." + spec.name, "optim.v." + spec.name};
+    std::vector<float>* targets[3] = {&state.params, &state.adam_m, &state.adam_v};
+    for (int j = 0; j < 3; ++j) {
+      const std::vector<float> values = file.get_f32(names[j], spec.shape);
+      std::copy(values.begin(), values.end(), targets[j]->begin() + spec.offset);
+    }
+  }
+  const std::vector<double> acc = file.get_f64("train.loss_accumulator", {2});
+  state.train_loss_sum = acc[0];
+  state.train_loss_count = int64_t(acc[1]);
+  return state;
+}
+
+json checkpoint_config(const std::filesystem::path& path) {
+  const SafetensorsFile file = load_checked(path);
+  const auto it = file.metadata.find("config");
+  if (it == file.metadata.end()) fail("{}: checkpoint has no 'config' metadata", path.string());
+  const json config = json::parse(it->second, nullptr, false);
+  if (config.is_discarded()) fail("{}: checkpoint 'config' metadata is not valid JSON", path.string());
+  return config;
+}
+
+}  // namespace mesalab

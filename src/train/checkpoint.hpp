@@ -1,0 +1,35 @@
+#pragma once
+// Checkpoints are safetensors files: the parameters under their registry names
+// ("layers.0.q", ...), the Adam moments under "optim.m.<name>" / "optim.v.<name>", and the
+// running train-loss accumulator; metadata holds the format version, the step and the
+// fully resolved config, so a checkpoint alone is enough to rebuild and resume a run.
+#include <cstdint>
+#include <filesystem>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/transformer.hpp"
+
+namespace mesalab {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+
+struct TrainState {
+  int64_t step = 0;  // updates done so far
+  std::vector<float> params, adam_m, adam_v;
+  double train_loss_sum = 0.0;  // train losses since the last evaluation
+  int64_t train_loss_count = 0;
+};
+
+void save_checkpoint(const std::filesystem::path& path, const Transformer& model,
+                     const nlohmann::json& resolved_config, const TrainState& state);
+
+// Checks the format and version and every tensor against the model's layout; the error
+// names the first missing or mismatching tensor.
+TrainState load_checkpoint(const std::filesystem::path& path, const Transformer& model);
+
+// The resolved config stored in a checkpoint's metadata.
+nlohmann::json checkpoint_config(const std::filesystem::path& path);
+
+}  // namespace mesalab

@@ -1,0 +1,51 @@
+#include "train/evaluation.hpp"
+
+#include "core/error.hpp"
+#include "data/tokens.hpp"
+
+namespace mesalab {
+
+TokenBatch make_token_batch(const LinearDataConfig& data, uint64_t seed, RngPurpose purpose,
+                            uint64_t step, int batch) {
+  TokenBatch b;
+  b.batch = batch;
+  b.seq_len = data.seq_len;
+  b.dim = data.dim;
+  b.states = sample_linear_states(data, seed, purpose, step, batch);
+  b.tokens.resize(size_t(batch) * data.seq_len * 4 * data.dim);
+  b.labels.resize(size_t(batch) * data.seq_len * data.dim);
+  build_constructed_tokens(b.states.data(), batch, data.seq_len, data.dim, b.tokens.data(),
+                           b.labels.data());
+  return b;
+}
+
+std::vector<TokenBatch> make_test_set(const LinearDataConfig& data, uint64_t seed, int count,
+                                      int batch) {
+  std::vector<TokenBatch> set;
+  for (int i = 0; i < count; ++i)
+    set.push_back(make_token_batch(data, seed, RngPurpose::TestData, uint64_t(i), batch));
+  return set;
+}
+
+std::vector<double> per_step_loss(BatchRunner<float>& runner, const float* params,
+                                  const std::vector<TokenBatch>& batches) {
+  const int T = runner.seq_len();
+  std::vector<double> curve(size_t(T), 0.0);
+  std::vector<double> sq_err(size_t(runner.batch()) * T);
+  for (const TokenBatch& b : batches) {
+    if (b.batch != runner.batch() || b.seq_len != T) fail("evaluation batch has the wrong shape");
+    runner.token_errors(params, b.tokens.data(), b.labels.data(), sq_err.data());
+    for (int s = 0; s < b.batch; ++s)
+      for (int t = 0; t < T; ++t)
+        curve[size_t(t)] += sq_err[size_t(s) * T + t] / (2.0 * b.batch * double(batches.size()));
+  }
+  return curve;
+}
+
+double mean_of(const std::vector<double>& values) {
+  double sum = 0.0;
+  for (double v : values) sum += v;
+  return values.empty() ? 0.0 : sum / double(values.size());
+}
+
+}  // namespace mesalab

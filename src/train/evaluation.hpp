@@ -1,0 +1,34 @@
+#pragma once
+// Batches of constructed tokens and the per-time-step evaluation of a model on them.
+#include <cstdint>
+#include <vector>
+
+#include "core/rng.hpp"
+#include "data/linear_sequences.hpp"
+#include "model/batch_runner.hpp"
+
+namespace mesalab {
+
+struct TokenBatch {
+  int batch = 0, seq_len = 0, dim = 0;
+  std::vector<double> states;  // (B, T+1, D)
+  std::vector<float> tokens;   // (B, T, 4D)
+  std::vector<float> labels;   // (B, T, D)
+};
+
+// The batch of sequences drawn for (seed, purpose, step), as constructed tokens.
+TokenBatch make_token_batch(const LinearDataConfig& data, uint64_t seed, RngPurpose purpose,
+                            uint64_t step, int batch);
+
+// The fixed test set: batches step = 0..count-1 of RngPurpose::TestData.
+std::vector<TokenBatch> make_test_set(const LinearDataConfig& data, uint64_t seed, int count,
+                                      int batch);
+
+// loss_t = sum over sequences and channels of (pred_t - s_{t+1})^2 / (2B), t = 1..T,
+// averaged over the batches. runner.batch() must equal each batch's size.
+std::vector<double> per_step_loss(BatchRunner<float>& runner, const float* params,
+                                  const std::vector<TokenBatch>& batches);
+
+double mean_of(const std::vector<double>& values);
+
+}  // namespace mesalab

@@ -1,0 +1,44 @@
+#pragma once
+// Everything a training run needs, resolved from the schema (defaults = the paper's
+// 2-layer LSA on constructed tokens) plus an optional file and --set overrides.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "data/linear_sequences.hpp"
+#include "io/config.hpp"
+#include "model/transformer.hpp"
+#include "train/optimizer.hpp"
+
+namespace mesalab {
+
+struct TrainSettings {
+  int batch_size = 256;
+  int64_t steps = 20000;
+  uint64_t seed = 42;
+  int64_t eval_every = 100;
+  int test_batches = 10;
+  int test_batch_size = 256;
+  int64_t checkpoint_every = 1000;
+  int threads = 0;                   // 0: all cores (results do not depend on it)
+  std::string runs_dir = "runs";
+  int64_t inject_nan_at_step = -1;  // testing hook: poison the gradient at this step
+};
+
+struct RunConfig {
+  std::string name;
+  ModelConfig model;
+  LinearDataConfig data;
+  OptimConfig optim;
+  TrainSettings train;
+  nlohmann::json resolved;  // the full nested config, defaults filled in
+};
+
+const ConfigSchema& run_config_schema();
+
+// Resolves and validates; errors name the key. `file` may be null (defaults only).
+RunConfig make_run_config(const nlohmann::json& file, const std::vector<std::string>& overrides);
+
+}  // namespace mesalab

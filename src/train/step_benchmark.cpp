@@ -1,0 +1,98 @@
+#include "train/step_benchmark.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/eigen_maps.hpp"
+#include "core/rng.hpp"
+#include "model/batch_runner.hpp"
+#include "train/optimizer.hpp"
+
+namespace mesalab {
+
+double forward_flops(const BenchShape& s, MixerKind kind) {
+  const double B = s.batch, T = s.seq_len, E = s.embed_dim, H = s.heads, K = s.key_size;
+  double flops = 2 * B * T * E * (H * K) * 4 + 4 * B * H * T * T * K;
+  if (kind == MixerKind::Mesa) flops += B * H * T * (9 * K * K + 2 * K);
+  return flops;
+}
+
+// Runs fn repeatedly for about `seconds` after two warm-up calls; returns the median ms.
+template <class Fn>
+static double median_ms(Fn&& fn, double seconds, int min_reps = 5) {
+  using clock = std::chrono::steady_clock;
+  fn();
+  fn();
+  std::vector<double> times;
+  const auto start = clock::now();
+  while (int(times.size()) < min_reps ||
+         std::chrono::duration<double>(clock::now() - start).count() < seconds) {
+    const auto t0 = clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+    if (times.size() >= 1000) break;
+  }
+  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
+  return times[times.size() / 2];
+}
+
+double gemm_ceiling_gflops(int n) {
+  RowMatrix<float> a = RowMatrix<float>::Random(n, n), b = RowMatrix<float>::Random(n, n);
+  RowMatrix<float> c(n, n);
+  // Eigen is built single-threaded (EIGEN_DONT_PARALLELIZE), so split the output rows.
+  const double ms = median_ms(
+      [&] {
+        const int threads = omp_get_max_threads();
+#pragma omp parallel for schedule(static)
+        for (int t = 0; t < threads; ++t) {
+          const int r0 = n * t / threads, r1 = n * (t + 1) / threads;
+          c.middleRows(r0, r1 - r0).noalias() = a.middleRows(r0, r1 - r0) * b;
+        }
+      },
+      1.0);
+  return 2.0 * double(n) * n * n / (ms * 1e6);
+}
+
+StepTiming time_model(const BenchShape& s, MixerKind kind, int layers, double seconds) {
+  ModelConfig cfg;
+  cfg.embed_dim = s.embed_dim;
+  cfg.data_dim = s.embed_dim / 4;
+  cfg.heads = s.heads;
+  cfg.key_size = s.key_size;
+  cfg.mixers.assign(size_t(layers), kind);
+  const Transformer model(cfg);
+  std::vector<float> params(model.num_params()), grads(model.num_params());
+  std::vector<float> m(model.num_params(), 0.0f), v(model.num_params(), 0.0f);
+  model.init_params(params.data(), 1);
+  // O(1) random tokens: timing does not depend on the values, only finiteness matters.
+  std::vector<float> tokens(size_t(s.batch) * s.seq_len * s.embed_dim);
+  std::vector<float> labels(size_t(s.batch) * s.seq_len * cfg.data_dim);
+  Rng rng{7};
+  for (float& x : tokens) x = float(rng.uniform(-1, 1));
+  for (float& x : labels) x = float(rng.uniform(-1, 1));
+  BatchRunner<float> runner(model, s.batch, s.seq_len);
+  std::vector<double> sq_err(size_t(s.batch) * s.seq_len);
+  OptimConfig optim;
+  int64_t step = 0;
+
+  StepTiming r;
+  r.kind = std::string(mixer_name(kind));
+  r.layers = layers;
+  r.train_ms = median_ms(
+      [&] {
+        runner.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data());
+        adamw_step(optim, step++, params.data(), grads.data(), m.data(), v.data(), grads.size());
+      },
+      seconds);
+  r.fwd_ms = median_ms(
+      [&] { runner.token_errors(params.data(), tokens.data(), labels.data(), sq_err.data()); },
+      seconds);
+  const double fwd = forward_flops(s, kind) * layers;
+  r.train_gflops = 3 * fwd / (r.train_ms * 1e6);
+  r.fwd_gflops = fwd / (r.fwd_ms * 1e6);
+  return r;
+}
+
+}  // namespace mesalab

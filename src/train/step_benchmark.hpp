@@ -1,0 +1,34 @@
+#pragma once
+// End-to-end timings behind `mesalab bench`: ms per training step (forward + backward +
+// AdamW) and per forward, with GFLOP/s by the project's convention, next to the machine's
+// ceiling measured in the same run (a large single-precision GEMM on all threads).
+#include <string>
+#include <vector>
+
+#include "model/transformer.hpp"
+
+namespace mesalab {
+
+struct BenchShape {
+  int batch = 256, seq_len = 50, embed_dim = 40, heads = 4, key_size = 20;
+};
+
+struct StepTiming {
+  std::string kind;  // "lsa", "softmax", "mesa"
+  int layers = 0;
+  double train_ms = 0, fwd_ms = 0;
+  double train_gflops = 0, fwd_gflops = 0;  // GFLOP/s
+  double fraction_of_ceiling = 0;           // train_gflops / ceiling
+};
+
+// Flops of one forward, per layer: 2 B T E (H K) 4 (projections) + 4 B H T^2 K (scores and
+// mixing), plus B H T (9 K^2 + 2 K) for a mesa layer's recursion. A training step counts 3x.
+double forward_flops(const BenchShape& s, MixerKind kind);
+
+// Median time of a float GEMM n x n x n on all threads, as GFLOP/s.
+double gemm_ceiling_gflops(int n = 1024);
+
+// Median over repetitions (after warm-up) running for about `seconds` per measurement.
+StepTiming time_model(const BenchShape& s, MixerKind kind, int layers, double seconds);
+
+}  // namespace mesalab

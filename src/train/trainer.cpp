@@ -1,0 +1,149 @@
+#include "train/trainer.hpp"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.hpp"
+#include "io/atomic_file.hpp"
+#include "model/batch_runner.hpp"
+#include "train/checkpoint.hpp"
+#include "train/evaluation.hpp"
+#include "train/optimizer.hpp"
+#include "train/progress.hpp"
+
+namespace mesalab {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path latest_checkpoint_path(const fs::path& run_dir) {
+  return run_dir / "ckpt" / "latest.safetensors";
+}
+fs::path run_config_path(const fs::path& run_dir) { return run_dir / "config.json"; }
+
+RunConfig load_run_config(const fs::path& run_dir, const std::vector<std::string>& overrides) {
+  const fs::path path = run_config_path(run_dir);
+  if (!fs::exists(path)) fail("'{}' is not a run directory (no config.json)", run_dir.string());
+  json file = json::parse(read_file(path), nullptr, false);
+  if (file.is_discarded()) fail("{}: not valid JSON", path.string());
+  return make_run_config(file, overrides);
+}
+
+// Keeps the metric lines of steps before `step` (they are what the checkpoint has seen).
+static void truncate_metrics(const fs::path& path, int64_t step) {
+  if (!fs::exists(path)) return;
+  std::istringstream in(read_file(path));
+  std::string kept, line;
+  while (std::getline(in, line)) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains("step")) continue;
+    if (j["step"].get<int64_t>() < step) kept += line + "\n";
+  }
+  write_file_atomic(path, kept);
+}
+
+// Names the first non-finite gradient tensor, or returns "" if all are finite.
+static std::string first_bad_tensor(const Transformer& model, const float* grads) {
+  for (const auto& spec : model.layout().specs())
+    if (first_non_finite(grads + spec.offset, spec.size) != spec.size) return spec.name;
+  return "";
+}
+
+TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOptions& options) {
+  if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+  const Transformer model(cfg.model);
+  const fs::path ckpt_dir = run_dir / "ckpt", metrics_path = run_dir / "metrics.jsonl";
+
+  TrainState state;
+  if (options.resume) {
+    if (!fs::exists(latest_checkpoint_path(run_dir)))
+      fail("cannot resume '{}': no checkpoint at {}", run_dir.string(),
+           latest_checkpoint_path(run_dir).string());
+    state = load_checkpoint(latest_checkpoint_path(run_dir), model);
+    truncate_metrics(metrics_path, state.step);
+  } else {
+    if (fs::exists(run_dir) && !options.force)
+      fail("run directory '{}' already exists (use --resume to continue it or --force to start "
+           "it afresh)",
+           run_dir.string());
+    if (fs::exists(run_dir)) {
+      fs::remove_all(ckpt_dir);
+      fs::remove(metrics_path);
+    }
+    fs::create_directories(ckpt_dir);
+    state.params.resize(model.num_params());
+    model.init_params(state.params.data(), cfg.train.seed);
+    state.adam_m.assign(model.num_params(), 0.0f);
+    state.adam_v.assign(model.num_params(), 0.0f);
+  }
+  write_file_atomic(run_config_path(run_dir), cfg.resolved.dump(2) + "\n");
+
+  const LinearDataConfig& data = cfg.data;
+  BatchRunner<float> train_runner(model, cfg.train.batch_size, data.seq_len);
+  BatchRunner<float> test_runner(model, cfg.train.test_batch_size, data.seq_len);
+  const std::vector<TokenBatch> test_set =
+      make_test_set(data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
+  std::vector<float> grads(model.num_params());
+
+  std::ofstream metrics(metrics_path, std::ios::app);
+  if (!metrics) fail("cannot write {}", metrics_path.string());
+  const auto t0 = std::chrono::steady_clock::now();
+  ProgressLine progress(cfg.name, state.step, cfg.train.steps, options.progress);
+  double last_train_loss = NAN, last_test_loss = NAN;
+  auto evaluate_and_log = [&](int64_t step) {
+    const std::vector<double> curve = per_step_loss(test_runner, state.params.data(), test_set);
+    last_test_loss = mean_of(curve);
+    json line = {{"step", step},
+                 {"test_loss", last_test_loss},
+                 {"lr", learning_rate(cfg.optim, step)},
+                 {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+    line["train_loss"] = state.train_loss_count > 0
+                             ? json(state.train_loss_sum / double(state.train_loss_count))
+                             : json(nullptr);
+    metrics << line.dump() << "\n" << std::flush;
+    state.train_loss_sum = 0.0;
+    state.train_loss_count = 0;
+    progress.report(step, last_train_loss, last_test_loss);
+    return curve;
+  };
+
+  for (int64_t step = state.step; step < cfg.train.steps; ++step) {
+    if (step % cfg.train.eval_every == 0) evaluate_and_log(step);
+    const TokenBatch batch =
+        make_token_batch(data, cfg.train.seed, RngPurpose::TrainData, uint64_t(step), cfg.train.batch_size);
+    const double loss = train_runner.loss_and_grad(state.params.data(), batch.tokens.data(),
+                                                   batch.labels.data(), grads.data());
+    if (step == cfg.train.inject_nan_at_step) grads[0] = NAN;
+    const std::string bad = std::isfinite(loss) ? first_bad_tensor(model, grads.data()) : "loss";
+    if (!bad.empty())
+      fail_runtime("step {}: non-finite value in {}; training stopped, the last good checkpoint "
+                   "is {} (step {})",
+                   step, bad == "loss" ? "the loss" : "the gradient of tensor '" + bad + "'",
+                   latest_checkpoint_path(run_dir).string(), state.step);
+    adamw_step(cfg.optim, step, state.params.data(), grads.data(), state.adam_m.data(),
+               state.adam_v.data(), grads.size());
+    state.train_loss_sum += loss;
+    state.train_loss_count += 1;
+    state.step = step + 1;
+    last_train_loss = loss;
+    progress.tick(state.step, loss, last_test_loss);
+    if (state.step % cfg.train.checkpoint_every == 0 || state.step == cfg.train.steps) {
+      save_checkpoint(ckpt_dir / fmt::format("step_{}.safetensors", state.step), model,
+                      cfg.resolved, state);
+      save_checkpoint(latest_checkpoint_path(run_dir), model, cfg.resolved, state);
+    }
+  }
+  TrainResult result;
+  result.run_dir = run_dir;
+  result.steps = state.step;
+  result.test_curve = evaluate_and_log(state.step);
+  result.test_loss = last_test_loss;
+  progress.finish();
+  return result;
+}
+
+}  // namespace mesalab

@@ -1,0 +1,40 @@
+#pragma once
+// The training loop. A run directory holds config.json (resolved), metrics.jsonl (one
+// line per evaluation) and ckpt/{step_<N>,latest}.safetensors. Batches depend only on
+// (seed, step), and the optimizer state and loss accumulator are checkpointed, so a resumed
+// run reproduces the uninterrupted one bit for bit.
+// Protocol (as the paper's code): the test loss logged at step s is measured before the
+// update of step s; the train loss logged there is the mean over the steps since the
+// previous evaluation.
+#include <filesystem>
+#include <vector>
+
+#include "train/run_config.hpp"
+
+namespace mesalab {
+
+struct TrainOptions {
+  bool resume = false;    // continue from run_dir/ckpt/latest.safetensors
+  bool force = false;     // start afresh even if run_dir exists (its old files are replaced)
+  bool progress = true;   // progress line on stderr
+};
+
+struct TrainResult {
+  std::filesystem::path run_dir;
+  int64_t steps = 0;
+  std::vector<double> test_curve;  // per-time-step test loss after the last step
+  double test_loss = 0.0;          // mean of test_curve
+};
+
+TrainResult train(const RunConfig& cfg, const std::filesystem::path& run_dir,
+                  const TrainOptions& options);
+
+// Paths inside a run directory.
+std::filesystem::path latest_checkpoint_path(const std::filesystem::path& run_dir);
+std::filesystem::path run_config_path(const std::filesystem::path& run_dir);
+
+// Reads run_dir/config.json and re-validates it (with --set overrides on top).
+RunConfig load_run_config(const std::filesystem::path& run_dir,
+                          const std::vector<std::string>& overrides);
+
+}  // namespace mesalab
