@@ -114,7 +114,8 @@ json ConfigSchema::resolve(const json& file, const std::vector<std::string>& ove
   for (const auto& k : keys_) flat[k.key] = k.default_value;
   if (!file.is_null()) {
     if (!file.is_object()) fail("a config must be a JSON object");
-    for (const auto& [key, value] : flatten_config(file).items()) {
+    const json file_flat = flatten_config(file);
+    for (const auto& [key, value] : file_flat.items()) {
       if (!find(key))
         fail("unknown config key '{}' (see `mesalab config --list` for the known keys)", key);
       flat[key] = value;

@@ -78,6 +78,7 @@ void check_case(const std::string& name) {
 
 TEST(ReferenceParity, LinearAttentionTwoLayers) { check_case("lsa_2layer"); }
 TEST(ReferenceParity, SoftmaxAttentionOneLayer) { check_case("softmax_1layer"); }
+TEST(ReferenceParity, MesaOneLayer) { check_case("mesa_1layer"); }
 
 }  // namespace
 }  // namespace mesalab

@@ -1,0 +1,57 @@
+#pragma once
+// Reference predictors for the next state of a linear sequence (SPEC.md "Baselines"), run on
+// the same states the models see. Every *_curve function takes states (B, T + 1, D) row-major
+// and returns the per-time-step test loss, one value per t = 1..T (index 0 is t = 1):
+//   loss_t = sum_b sum_d (pred_t - s_{t+1})_{b,d}^2 / (2B).
+// Sums over the batch run in a fixed order, so curves do not depend on the thread count.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/linear_sequences.hpp"
+
+namespace mesalab {
+
+// pred_t = 0.
+std::vector<double> zero_predictor_curve(const double* states, int batch, int seq_len, int dim);
+
+// pred_t = s_t.
+std::vector<double> copy_predictor_curve(const double* states, int batch, int seq_len, int dim);
+
+// pred_t = W_t s_t with W_t = argmin_W sum_{i<t} |s_{i+1} - W s_i|^2 + ridge |W|_F^2
+//        = C_t (A_t + ridge I)^{-1},  A_t = sum_{i<t} s_i s_i^T,  C_t = sum_{i<t} s_{i+1} s_i^T.
+// At t = 1 no pair has been seen: A = C = 0, so the prediction is 0. Requires ridge > 0.
+std::vector<double> least_squares_curve(const double* states, int batch, int seq_len, int dim,
+                                        double ridge = 1e-3);
+
+// One gradient step from W_0 = 0 on L(W) = 1/2 sum_{i<t} |s_{i+1} - W s_i|^2:
+// W_t = -eta grad L(0) = eta C_t,  pred_t = eta C_t s_t.
+std::vector<double> gd1_curve(const double* states, int batch, int seq_len, int dim, double eta);
+
+// eta minimising the mean over t of the GD-1 per-step loss on the given (held-out) states.
+// With g_{b,t} = C_t s_t and y_{b,t} = s_{t+1} the loss is a quadratic in eta,
+//   mean_t loss_t(eta) = 1/(2BT) sum_{b,t} (eta^2 |g|^2 - 2 eta g.y + |y|^2),
+// so the minimiser is eta* = sum_{b,t} g.y / sum_{b,t} |g|^2 (no grid or line search needed).
+double tune_gd_eta(const double* states, int batch, int seq_len, int dim);
+
+// Mean of a per-step curve over t (the scalar the paper's tables report).
+double curve_mean(const std::vector<double>& curve);
+
+struct BaselineReport {
+  double gd_eta = 0.0;
+  // (name, per-t curve) in the order zero, copy, least_squares, gd1.
+  std::vector<std::pair<std::string, std::vector<double>>> curves;
+};
+
+// Tunes eta on one held-out batch of 512 sequences (RngPurpose::Tuning, step 0), then averages
+// each baseline's per-t curve over the test set: batches step = 0..test_batches-1 of
+// RngPurpose::TestData with this seed.
+BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int test_batches,
+                             int batch_size, double ridge = 1e-3);
+
+// {"gd_eta": eta, "baselines": [{"name", "mean_loss", "curve": [T values]}, ...]}.
+nlohmann::json baseline_report_json(const BaselineReport& report);
+
+}  // namespace mesalab

@@ -1,0 +1,72 @@
+#include "data/tokens.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/linear_sequences.hpp"
+
+namespace mesalab {
+namespace {
+
+// State value that encodes its own position, exact in float: s[b, k, d] = 100 b + 10 k + d + 1/2
+// (row k of a sequence is time t = k + 1).
+double encoded(int b, int k, int d) { return 100.0 * b + 10.0 * k + d + 0.5; }
+
+template <class S>
+void check_layout() {
+  constexpr int kBatch = 2, kT = 4, kD = 3, kE = 4 * kD;
+  std::vector<double> states(kBatch * (kT + 1) * kD);
+  for (int b = 0; b < kBatch; ++b) {
+    for (int k = 0; k <= kT; ++k) {
+      for (int d = 0; d < kD; ++d) states[(b * (kT + 1) + k) * kD + d] = encoded(b, k, d);
+    }
+  }
+  std::vector<S> tokens(kBatch * kT * kE, S(-1));
+  std::vector<S> labels(kBatch * kT * kD, S(-1));
+  build_constructed_tokens<S>(states.data(), kBatch, kT, kD, tokens.data(), labels.data());
+  for (int b = 0; b < kBatch; ++b) {
+    for (int k = 0; k < kT; ++k) {  // token row k is e_t with t = k + 1
+      const S* e = &tokens[(b * kT + k) * kE];
+      const S* y = &labels[(b * kT + k) * kD];
+      for (int d = 0; d < kD; ++d) {
+        EXPECT_EQ(e[d], S(0)) << "b " << b << " k " << k;
+        EXPECT_EQ(e[kD + d], S(encoded(b, k, d)));
+        EXPECT_EQ(e[2 * kD + d], S(encoded(b, k, d)));
+        EXPECT_EQ(e[3 * kD + d], k == 0 ? S(0) : S(encoded(b, k - 1, d)));
+        EXPECT_EQ(y[d], S(encoded(b, k + 1, d)));
+        // The label of row k is the current state of row k + 1.
+        if (k + 1 < kT) {
+          EXPECT_EQ(y[d], tokens[(b * kT + k + 1) * kE + kD + d]);
+        }
+      }
+    }
+  }
+}
+
+TEST(ConstructedTokens, LayoutDouble) { check_layout<double>(); }
+TEST(ConstructedTokens, LayoutFloat) { check_layout<float>(); }
+
+TEST(ConstructedTokens, FloatIsRoundedDouble) {
+  const LinearDataConfig cfg;
+  constexpr int kBatch = 3;
+  const std::vector<double> states = sample_linear_states(cfg, 1, RngPurpose::TrainData, 0, kBatch);
+  const size_t nt = size_t(kBatch) * cfg.seq_len;
+  std::vector<double> tok_d(nt * 4 * cfg.dim), lab_d(nt * cfg.dim);
+  std::vector<float> tok_f(tok_d.size()), lab_f(lab_d.size());
+  build_constructed_tokens(states.data(), kBatch, cfg.seq_len, cfg.dim, tok_d.data(), lab_d.data());
+  build_constructed_tokens(states.data(), kBatch, cfg.seq_len, cfg.dim, tok_f.data(), lab_f.data());
+  for (size_t i = 0; i < tok_d.size(); ++i) ASSERT_EQ(tok_f[i], float(tok_d[i]));
+  for (size_t i = 0; i < lab_d.size(); ++i) ASSERT_EQ(lab_f[i], float(lab_d[i]));
+}
+
+TEST(ConstructedTokens, RejectsBadShape) {
+  std::vector<double> buf(64);
+  EXPECT_THROW(build_constructed_tokens(buf.data(), 0, 2, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_constructed_tokens(buf.data(), 1, 0, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_constructed_tokens(buf.data(), 1, 2, 0, buf.data(), buf.data()), Error);
+}
+
+}  // namespace
+}  // namespace mesalab
