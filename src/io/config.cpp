@@ -126,8 +126,13 @@ json ConfigSchema::resolve(const json& file, const std::vector<std::string>& ove
     if (eq == std::string::npos || eq == 0) fail("--set expects key=value (got '{}')", o);
     const std::string key = o.substr(0, eq), text = o.substr(eq + 1);
     if (!find(key)) fail("unknown config key '{}' in --set (see `mesalab config --list`)", key);
+    // Values are JSON when they parse as JSON; a string key keeps the raw text, so that
+    // --set name=2024 names a run "2024".
     json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) value = text;
+    const ConfigType type = find(key)->type;
+    const bool wants_string = type == ConfigType::String ||
+                              (type == ConfigType::StringOrStringList && !value.is_array());
+    if (value.is_discarded() || (wants_string && !value.is_string())) value = text;
     flat[key] = value;
   }
   json nested = json::object();

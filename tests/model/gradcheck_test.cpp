@@ -15,7 +15,7 @@
 //    draws are detected from the finite differences alone (never from the analytic
 //    gradient, so a wrong backward cannot make itself untestable): a draw is used only if
 //    no pre-clip value lies within 1e-4 of +-clip, no perturbation changes which values are
-//    clipped, and the h and 2h differences agree to a quarter of the tolerance for every
+//    clipped, and the h and 2h differences agree to half the tolerance for every
 //    entry. Otherwise the next seed is drawn.
 #include <gtest/gtest.h>
 
@@ -54,8 +54,8 @@ struct GradError {
 };
 
 std::ostream& operator<<(std::ostream& os, const GradError& e) {
-  return os << "norm rel err " << e.norm_rel << ", max element rel err " << e.max_rel
-            << " (abs " << e.max_abs << ") at index " << e.worst_index;
+  return os << "norm rel err " << e.norm_rel << ", max element rel err " << e.max_rel << " (abs "
+            << e.max_abs << ") at index " << e.worst_index;
 }
 
 GradError gradient_error(const double* analytic, const double* fd, size_t n) {
@@ -124,7 +124,7 @@ FiniteDifference finite_difference(Vec& x, const Probe& probe) {
     r.fd[i] = quotient(i, kStep);
     const double coarse = quotient(i, 2 * kStep);
     const double scale = std::max(std::abs(r.fd[i]), kRelFloor);
-    if (r.trustworthy && !(std::abs(r.fd[i] - coarse) <= 0.25 * kTol * scale)) {
+    if (r.trustworthy && !(std::abs(r.fd[i] - coarse) <= 0.5 * kTol * scale)) {
       r.trustworthy = false;
       r.why = "entry " + std::to_string(i) + " is not resolved by h = 1e-6 (fd " +
               std::to_string(r.fd[i]) + ", at 2h " + std::to_string(coarse) + ")";
@@ -196,8 +196,7 @@ MixerGrads mixer_grads(const Mixer& m, uint64_t seed) {
     for (auto& a : g.analytic) a.assign(n, NAN);  // backward must overwrite every element
     Vec scratch(size_t(s.seq_len) * s.seq_len);
     m.backward(s, qkv[0].data(), qkv[1].data(), qkv[2].data(), cache.data(), r.data(),
-               g.analytic[0].data(), g.analytic[1].data(), g.analytic[2].data(),
-               scratch.data());
+               g.analytic[0].data(), g.analytic[1].data(), g.analytic[2].data(), scratch.data());
     return g;
   }
   ADD_FAILURE() << m.name << ": no draw with finite differences resolved to 1e-6";
@@ -259,8 +258,7 @@ ModelCase draw_case(const Transformer& model, uint64_t seed, double token_std) {
 }
 
 double model_loss(const Transformer& model, const ModelCase& c, Workspace<double>& ws) {
-  return model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws) /
-         (2.0 * kN);
+  return model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws) / (2.0 * kN);
 }
 
 // The prediction: the first D channels of the final residual stream, (B*T, D).
@@ -272,7 +270,7 @@ Vec predictions(const Workspace<double>& ws, int layers) {
 }
 
 struct ClipStats {
-  size_t clipped = 0;               // pre-clip values with |y| > clip, over all layers
+  size_t clipped = 0;              // pre-clip values with |y| > clip, over all layers
   double min_distance = INFINITY;  // min over all pre-clip values of ||y| - clip|
 };
 
@@ -340,26 +338,26 @@ ModelGrads model_grads(const Transformer& analytic_model, const Transformer& fd_
     auto analytic_ws = analytic_model.make_workspace<double>(kB, kT);
     g.params.assign(analytic_model.num_params(), 0.0);  // run accumulates into grads
     g.tokens.assign(c.tokens.size(), NAN);              // ... and overwrites grad_tokens
-    analytic_model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB,
-                               analytic_ws, g.params.data(), 1.0 / kN, nullptr,
-                               g.tokens.data());
+    analytic_model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, analytic_ws,
+                               g.params.data(), 1.0 / kN, nullptr, g.tokens.data());
     return g;
   }
   ADD_FAILURE() << "no testable draw in " << kMaxDraws << " seeds";
   return {};
 }
 
-// Token scales: with clipping, large enough that the clip is really exercised; without it,
-// smaller so that a 3-layer LSA stack (cubic per layer) stays moderate.
-constexpr double kTokenStdClipped = 1.0;
-constexpr double kTokenStdUnclipped = 0.5;
+// Token scales: 1 in general (with clipping: large enough that the clip is really exercised);
+// 0.5 for unclipped LSA, where a 3-layer stack (cubic per layer) would otherwise blow up.
+constexpr double kTokenStd = 1.0;
+constexpr double kTokenStdUnclippedLinear = 0.5;
 
 void check_model(MixerKind kind, int layers, double clip) {
   SCOPED_TRACE(std::string(mixer_name(kind)) + ", " + std::to_string(layers) +
                " layer(s), clip_act " + std::to_string(clip));
   const Transformer model(model_config(kind, layers, clip));
-  const ModelGrads g = model_grads(model, model, 1000 + 100 * uint64_t(layers),
-                                   clip > 0 ? kTokenStdClipped : kTokenStdUnclipped);
+  const ModelGrads g =
+      model_grads(model, model, 1000 + 100 * uint64_t(layers),
+                  clip == 0 && kind == MixerKind::Linear ? kTokenStdUnclippedLinear : kTokenStd);
   ASSERT_EQ(g.params.size(), model.num_params());
   const std::string seed = "seed " + std::to_string(g.c.seed);
   if (clip > 0) {
@@ -371,8 +369,8 @@ void check_model(MixerKind kind, int layers, double clip) {
     EXPECT_GT(g.clip.min_distance, kClipMargin) << seed;
   }
   for (const auto& spec : model.layout().specs()) {
-    const GradError e = gradient_error(g.params.data() + spec.offset,
-                                       g.fd_params.data() + spec.offset, spec.size);
+    const GradError e =
+        gradient_error(g.params.data() + spec.offset, g.fd_params.data() + spec.offset, spec.size);
     EXPECT_TRUE(e.ok()) << spec.name << " (" << seed << "): " << e;
   }
   const GradError e = gradient_error(g.tokens, g.fd_tokens);
@@ -395,7 +393,7 @@ TEST(ModelGradcheck, SoftmaxThreeLayersUnclipped) { check_model(MixerKind::Softm
 // those are what run() scores: sq = sum (pred - label)^2, also per token.
 TEST(ModelGradcheck, ReturnedLossMatchesPredictions) {
   const Transformer model(model_config(MixerKind::Softmax, 3, kClip));
-  const ModelCase c = draw_case(model, 5, kTokenStdClipped);
+  const ModelCase c = draw_case(model, 5, kTokenStd);
   auto ws = model.make_workspace<double>(kB, kT);
   std::vector<double> per_token(kN, NAN);
   const double sq = model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws,
@@ -416,7 +414,7 @@ TEST(ModelGradcheck, ReturnedLossMatchesPredictions) {
 // run() accumulates into grads (zeroing is the caller's job) and overwrites grad_tokens.
 TEST(ModelGradcheck, ParameterGradientsAccumulate) {
   const Transformer model(model_config(MixerKind::Linear, 2, kClip));
-  const ModelCase c = draw_case(model, 9, kTokenStdClipped);
+  const ModelCase c = draw_case(model, 9, kTokenStd);
   auto ws = model.make_workspace<double>(kB, kT);
   Vec once(model.num_params(), 0.0), tokens_once(c.tokens.size(), 0.0);
   model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws, once.data(),
@@ -451,7 +449,7 @@ TEST(GradcheckMutation, DetectsOnePerturbedEntry) {
 
 TEST(GradcheckMutation, DetectsPerturbedModelGradient) {
   const Transformer model(model_config(MixerKind::Softmax, 1, kClip));
-  const ModelGrads g = model_grads(model, model, 1100, kTokenStdClipped);
+  const ModelGrads g = model_grads(model, model, 1100, kTokenStd);
   ASSERT_TRUE(gradient_error(g.params, g.fd_params).ok());
   Vec wrong = g.params;
   const size_t i = model.layer(0).q + 1;
@@ -477,7 +475,7 @@ TEST(GradcheckMutation, DetectsWrongSignNaNAndZero) {
 TEST(GradcheckMutation, DetectsIgnoredClipMask) {
   const Transformer clipped(model_config(MixerKind::Linear, 1, kClip));
   const Transformer unclipped(model_config(MixerKind::Linear, 1, 0.0));
-  const ModelGrads g = model_grads(unclipped, clipped, 1100, kTokenStdClipped);
+  const ModelGrads g = model_grads(unclipped, clipped, 1100, kTokenStd);
   ASSERT_GT(g.clip.clipped, 0u);
   EXPECT_FALSE(gradient_error(g.params, g.fd_params).ok());
   EXPECT_FALSE(gradient_error(g.tokens, g.fd_tokens).ok());
