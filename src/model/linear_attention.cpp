@@ -1,6 +1,6 @@
 #include "model/linear_attention.hpp"
 
-#include "core/eigen_maps.hpp"
+#include "model/causal_blocks.hpp"
 
 namespace mesalab {
 
@@ -9,7 +9,7 @@ size_t linear_attention_cache_size(const AttentionShape& s) {
 }
 
 // Per (b, h), with Q, K, V the (T x K) head slices (row stride H*K):
-//   A = tril(Q K^T)        (T x T, diagonal included)
+//   A = tril(Q K^T)        (T x T, diagonal included; only the causal blocks are computed)
 //   out = A V
 template <class S>
 void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v,
@@ -24,9 +24,11 @@ void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, c
       auto V = mat(v + off, T, K, HK);
       auto A = mat(cache + (size_t(b) * s.heads + h) * T * T, T, T);
       auto O = mat(out + off, T, K, HK);
-      A.noalias() = Q * Kh.transpose();
-      A.template triangularView<Eigen::StrictlyUpper>().setZero();
-      O.noalias() = A * V;
+      for_each_row_block(T, [&](int r0, int r1) {
+        A.block(r0, 0, r1 - r0, r1).noalias() = Q.middleRows(r0, r1 - r0) * Kh.topRows(r1).transpose();
+        zero_above_diagonal(A, r0, r1);
+      });
+      causal_times(A, V, O, T);
     }
   }
 }
@@ -47,11 +49,16 @@ void linear_attention_backward(const AttentionShape& s, const S* q, const S* k, 
       auto V = mat(v + off, T, K, HK);
       auto A = mat(cache + (size_t(b) * s.heads + h) * T * T, T, T);
       auto dO = mat(d_out + off, T, K, HK);
-      mat(dv + off, T, K, HK).noalias() = A.transpose() * dO;
-      dA.noalias() = dO * V.transpose();
-      dA.template triangularView<Eigen::StrictlyUpper>().setZero();
-      mat(dq + off, T, K, HK).noalias() = dA * Kh;
-      mat(dk + off, T, K, HK).noalias() = dA.transpose() * Q;
+      auto dQ = mat(dq + off, T, K, HK);
+      auto dK = mat(dk + off, T, K, HK);
+      auto dV = mat(dv + off, T, K, HK);
+      causal_transpose_times(A, dO, dV, T);
+      for_each_row_block(T, [&](int r0, int r1) {
+        dA.block(r0, 0, r1 - r0, r1).noalias() = dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
+        zero_above_diagonal(dA, r0, r1);
+      });
+      causal_times(dA, Kh, dQ, T);
+      causal_transpose_times(dA, Q, dK, T);
     }
   }
 }

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/eigen_maps.hpp"
+#include "model/causal_blocks.hpp"
 
 namespace mesalab {
 
@@ -11,7 +11,8 @@ size_t softmax_attention_cache_size(const AttentionShape& s) {
 }
 
 // Per (b, h):  Z = Q K^T / sqrt(K),  P[t,:] = softmax over i <= t of Z[t,i],  out = P V.
-// Rows are shifted by their max for stability; masked entries are exactly 0.
+// Rows are shifted by their max for stability; masked entries are exactly 0. Only the
+// causal blocks of Q K^T are computed (causal_blocks.hpp).
 template <class S>
 void softmax_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v,
                                S* cache, S* out) {
@@ -26,21 +27,19 @@ void softmax_attention_forward(const AttentionShape& s, const S* q, const S* k, 
       auto V = mat(v + off, T, K, HK);
       S* p = cache + (size_t(b) * s.heads + h) * T * T;
       auto P = mat(p, T, T);
-      P.noalias() = (Q * Kh.transpose()) * scale;
-      for (int t = 0; t < T; ++t) {
-        S* row = p + size_t(t) * T;
-        S row_max = row[0];
-        for (int i = 1; i <= t; ++i) row_max = std::max(row_max, row[i]);
-        S sum = 0;
-        for (int i = 0; i <= t; ++i) {
-          row[i] = std::exp(row[i] - row_max);
-          sum += row[i];
+      for_each_row_block(T, [&](int r0, int r1) {
+        P.block(r0, 0, r1 - r0, r1).noalias() =
+            (Q.middleRows(r0, r1 - r0) * Kh.topRows(r1).transpose()) * scale;
+        for (int t = r0; t < r1; ++t) {
+          // Eigen's vectorised exp over the causal part of the row.
+          Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>> row(p + size_t(t) * T, t + 1);
+          row = (row - row.maxCoeff()).exp();
+          row *= S(1) / row.sum();
         }
-        const S inv = S(1) / sum;
-        for (int i = 0; i <= t; ++i) row[i] *= inv;
-        for (int i = t + 1; i < T; ++i) row[i] = 0;
-      }
-      mat(out + off, T, K, HK).noalias() = P * V;
+        zero_above_diagonal(P, r0, r1);
+      });
+      auto O = mat(out + off, T, K, HK);
+      causal_times(P, V, O, T);
     }
   }
 }
@@ -65,18 +64,23 @@ void softmax_attention_backward(const AttentionShape& s, const S* q, const S* k,
       const S* p = cache + (size_t(b) * s.heads + h) * T * T;
       auto P = mat(p, T, T);
       auto dO = mat(d_out + off, T, K, HK);
-      mat(dv + off, T, K, HK).noalias() = P.transpose() * dO;
-      dZ.noalias() = dO * V.transpose();
-      for (int t = 0; t < T; ++t) {
-        const S* prow = p + size_t(t) * T;
-        S* drow = scratch + size_t(t) * T;
-        S dot = 0;
-        for (int i = 0; i <= t; ++i) dot += prow[i] * drow[i];
-        for (int i = 0; i <= t; ++i) drow[i] = prow[i] * (drow[i] - dot) * scale;
-        for (int i = t + 1; i < T; ++i) drow[i] = 0;
-      }
-      mat(dq + off, T, K, HK).noalias() = dZ * Kh;
-      mat(dk + off, T, K, HK).noalias() = dZ.transpose() * Q;
+      auto dQ = mat(dq + off, T, K, HK);
+      auto dK = mat(dk + off, T, K, HK);
+      auto dV = mat(dv + off, T, K, HK);
+      causal_transpose_times(P, dO, dV, T);
+      for_each_row_block(T, [&](int r0, int r1) {
+        dZ.block(r0, 0, r1 - r0, r1).noalias() = dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
+        for (int t = r0; t < r1; ++t) {
+          const S* prow = p + size_t(t) * T;
+          S* drow = scratch + size_t(t) * T;
+          S dot = 0;
+          for (int i = 0; i <= t; ++i) dot += prow[i] * drow[i];
+          for (int i = 0; i <= t; ++i) drow[i] = prow[i] * (drow[i] - dot) * scale;
+        }
+        zero_above_diagonal(dZ, r0, r1);
+      });
+      causal_times(dZ, Kh, dQ, T);
+      causal_transpose_times(dZ, Q, dK, T);
     }
   }
 }
