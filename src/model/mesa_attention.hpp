@@ -19,9 +19,17 @@
 // sequence and head) and the backward applies them, dq_t = R_t dp_t; the dependence of R_t
 // on the inputs and on lambda is folded into three (T x T)(T x K) products (derivation above
 // mesa_attention_backward). Measured against the official code's reverse-time recomputation
-// (R_{t-1} from R_t by the inverse rank-one update) at B=8, T=50, H=4, K=20 in float, storing
-// was as fast or faster and 10x more accurate (float vs double gradients on O(1) inputs:
-// dq 5e-6 vs 7e-5 relative).
+// (R_{t-1} from R_t by the inverse rank-one update, O(K^2) memory) at B=8, T=50, H=4, K=20 in
+// float with the same (GEMV-based) kernels: forward+backward 1.16 ms stored vs 1.20 ms
+// reverse (the row-fused kernels since then bring the stored variant to ~0.95 ms), and float
+// gradients 10x closer to double ones on O(1) inputs (dq 5e-6 vs 7e-5, dlambda 4e-6 vs 4e-5
+// relative), because the downdate divides by 1 - x^T R_t x = 1 / d_t, which cancels.
+//
+// Float precision: forming p_t = R_t q_t explicitly (as the official code does) cancels when
+// lambda ||x||^2 >> 1, since R_t has eigenvalues ~lambda orthogonal to the inputs seen so far
+// while the logits p_t . x_i stay O(1). On O(1) inputs, float vs double relative error of the
+// output / of dv: 4e-6 / 4e-5 at lambda = 1, 2e-4 / 1.5e-2 at lambda = 100. At the model's
+// init scale (weights 2e-4) the errors are ~3e-7 for any lambda in [1e-3, 1e3].
 //
 // Options (official mesa.py semantics):
 //   schlag_norm: q <- q / (||q|| + 1e-16) and y <- y / (||y|| + 1e-16) per head and token;

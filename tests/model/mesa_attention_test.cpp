@@ -73,11 +73,11 @@ Grads backward(const MixerCase& c, const std::vector<double>& g, double lambda_o
   const S sentinel = S(123.0);
   std::vector<S> dq(c.size(), sentinel), dk(c.size(), sentinel), dv(c.size(), sentinel);
   std::vector<S> dlam(c.lambdas.size(), S(lambda_offset));
-  std::vector<S> scratch(std::max(size_t(c.shape.seq_len) * c.shape.seq_len,
-                                  mesa_attention_scratch_size(c.shape)));
-  mesa_attention_backward(c.shape, c.opt, q.data(), k.data(), v.data(), lam.data(),
-                          cache.data(), d_out.data(), dq.data(), dk.data(), dv.data(),
-                          dlam.data(), scratch.data());
+  std::vector<S> scratch(
+      std::max(size_t(c.shape.seq_len) * c.shape.seq_len, mesa_attention_scratch_size(c.shape)));
+  mesa_attention_backward(c.shape, c.opt, q.data(), k.data(), v.data(), lam.data(), cache.data(),
+                          d_out.data(), dq.data(), dk.data(), dv.data(), dlam.data(),
+                          scratch.data());
   auto up = [](const std::vector<S>& x) { return std::vector<double>(x.begin(), x.end()); };
   return {up(dq), up(dk), up(dv), up(dlam)};
 }
@@ -164,8 +164,7 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
 }
 
 // Central differences of f with respect to every entry of x (step 1e-6 * max(1, |x_i|)).
-std::vector<double> finite_differences(std::vector<double>& x,
-                                       const std::function<double()>& f) {
+std::vector<double> finite_differences(std::vector<double>& x, const std::function<double()>& f) {
   std::vector<double> grad(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
     const double x0 = x[i], step = 1e-6 * std::max(1.0, std::abs(x0));
@@ -189,14 +188,16 @@ TEST(MesaAttention, ShermanMorrisonMatchesDirectSolve) {
 
 TEST(MesaAttention, ShermanMorrisonMatchesDirectSolveBadlyConditioned) {
   // Inputs whose K directions have scales 1e-2 .. 1e2 (Gram condition number ~1e8), queries
-  // and targets O(1).
+  // and targets O(1). The recursion's error grows with the conditioning (unlike Cholesky, it
+  // is not invariant to the column scaling): measured against a long double solve it is
+  // ~1e-9 here while the double Cholesky is ~1e-12, hence the looser bound.
   const AttentionShape shape{2, 50, 3, 20};
   MixerCase c = random_case(shape, {1e-3, 1.0, 1e3}, 12);
   for (size_t i = 0; i < c.v.size(); ++i) {
     const int j = int(i % shape.key_size);
     c.v[i] *= std::pow(10.0, -2.0 + 4.0 * j / (shape.key_size - 1));
   }
-  EXPECT_LT(worst_head_rel_error(shape, forward<double>(c), reference_forward(c)), 1e-10);
+  EXPECT_LT(worst_head_rel_error(shape, forward<double>(c), reference_forward(c)), 1e-8);
 }
 
 TEST(MesaAttention, OptionsMatchDirectSolve) {
@@ -242,6 +243,23 @@ TEST(MesaAttention, GradientsMatchFiniteDifferencesExtremeLambda) {
   EXPECT_LT(rel_error(an.dlambda, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
 }
 
+// K = 20 takes the compile-time specialised recursion; the tests above use the generic one.
+TEST(MesaAttention, GradientsMatchFiniteDifferencesFastKeySize) {
+  const AttentionShape shape{1, 8, 1, 20};
+  for (const bool normalize : {false, true}) {
+    SCOPED_TRACE(normalize ? "normalize_logits" : "plain");
+    MixerCase c = random_case(shape, {0.6}, 32);
+    c.opt.normalize_logits = normalize;
+    const auto g = random_vector(c.size(), 97);
+    const Grads an = backward<double>(c, g);
+    auto loss = [&] { return dot(forward<double>(c), g); };
+    EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
+    EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
+    EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
+    EXPECT_LT(rel_error(an.dlambda, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+  }
+}
+
 // Default shapes (chunk of 8 sequences, T=50, H=4, K=20).
 const AttentionShape kDefaultShape{8, 50, 4, 20};
 
@@ -269,7 +287,6 @@ MixerCase init_scale_case() {
 TEST(MesaAttention, FloatForwardMatchesDouble) {
   const MixerCase unit = random_case(kDefaultShape, {1.0, 0.5, 2.0, 1.0}, 51);
   const auto f = forward<float>(unit);
-  printf("DIAG fwd unit %.3g\n", worst_head_rel_error(kDefaultShape, std::vector<double>(f.begin(), f.end()), forward<double>(unit)));
   EXPECT_LT(worst_head_rel_error(kDefaultShape, std::vector<double>(f.begin(), f.end()),
                                  forward<double>(unit)),
             1e-4);
@@ -280,7 +297,9 @@ TEST(MesaAttention, FloatForwardMatchesDouble) {
             1e-4);
 }
 
-// The float backward stays accurate (the reason for the chosen backward variant).
+// The float backward stays accurate at the paper's init scale and on O(1) inputs with lambda
+// ~1 (stored R_t: worst is dv at ~4e-5 on O(1) inputs; the reverse downdate reached 1e-4).
+// Larger lambda ||x||^2 loses float precision in any explicit-p_t formulation (header).
 TEST(MesaAttention, FloatGradientsMatchDouble) {
   for (const bool init : {true, false}) {
     SCOPED_TRACE(init ? "init-scale inputs" : "O(1) inputs");
@@ -288,7 +307,6 @@ TEST(MesaAttention, FloatGradientsMatchDouble) {
         init ? init_scale_case() : random_case(kDefaultShape, {1.0, 0.5, 2.0, 1.0}, 52);
     const auto g = random_vector(c.size(), 53);
     const Grads f = backward<float>(c, g), d = backward<double>(c, g);
-    printf("DIAG init=%d dq %.3g dk %.3g dv %.3g dl %.3g\n", int(init), rel_error(f.dq, d.dq), rel_error(f.dk, d.dk), rel_error(f.dv, d.dv), rel_error(f.dlambda, d.dlambda));
     EXPECT_LT(rel_error(f.dq, d.dq), 1e-4) << "dq";
     EXPECT_LT(rel_error(f.dk, d.dk), 1e-4) << "dk";
     EXPECT_LT(rel_error(f.dv, d.dv), 1e-4) << "dv";
