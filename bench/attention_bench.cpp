@@ -42,8 +42,8 @@ void BM_LinearAttentionForward(benchmark::State& state) {
                              in.out.data());
     benchmark::DoNotOptimize(in.out.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(in.forward_flops() * 1e-9,
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(in.forward_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LinearAttentionForward);
 
@@ -58,7 +58,7 @@ void BM_LinearAttentionBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(in.dq.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2 * in.forward_flops() * 1e-9,
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_LinearAttentionBackward);
 
@@ -69,8 +69,8 @@ void BM_SoftmaxAttentionForward(benchmark::State& state) {
                               in.out.data());
     benchmark::DoNotOptimize(in.out.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(in.forward_flops() * 1e-9,
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(in.forward_flops() * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_SoftmaxAttentionForward);
 
@@ -85,7 +85,7 @@ void BM_SoftmaxAttentionBackward(benchmark::State& state) {
     benchmark::DoNotOptimize(in.dq.data());
   }
   state.counters["GFLOP/s"] = benchmark::Counter(2 * in.forward_flops() * 1e-9,
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_SoftmaxAttentionBackward);
 

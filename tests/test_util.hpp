@@ -23,9 +23,9 @@ DiffStats compare(const double* actual, const double* expected, size_t n, double
 }  // namespace mesalab::testing
 
 // Expects two arrays to agree to a relative tolerance; prints where they differ most.
-#define EXPECT_ALL_CLOSE(actual, expected, n, rel_tol)                                      \
-  do {                                                                                      \
-    const auto _d = ::mesalab::testing::compare((actual), (expected), (n));                 \
+#define EXPECT_ALL_CLOSE(actual, expected, n, rel_tol)                                     \
+  do {                                                                                     \
+    const auto _d = ::mesalab::testing::compare((actual), (expected), (n));                \
     EXPECT_LE(_d.max_rel, (rel_tol)) << "max abs diff " << _d.max_abs << ", max rel diff " \
-                                     << _d.max_rel << " at index " << _d.worst_index;       \
+                                     << _d.max_rel << " at index " << _d.worst_index;      \
   } while (0)

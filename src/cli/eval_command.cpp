@@ -21,8 +21,8 @@ struct EvalArgs {
 int run_eval(const EvalArgs& a) {
   const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
-  const std::filesystem::path ckpt =
-      a.checkpoint.empty() ? latest_checkpoint_path(a.run_dir) : std::filesystem::path(a.checkpoint);
+  const std::filesystem::path ckpt = a.checkpoint.empty() ? latest_checkpoint_path(a.run_dir)
+                                                          : std::filesystem::path(a.checkpoint);
   if (!std::filesystem::exists(ckpt)) fail("no checkpoint at {}", ckpt.string());
   const TrainState state = load_checkpoint(ckpt, model);
   BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len);
@@ -64,7 +64,8 @@ int run_eval(const EvalArgs& a) {
 }  // namespace
 
 Command add_eval_command(CLI::App& root) {
-  auto* app = root.add_subcommand("eval", "Per-time-step test loss of a run, next to the baselines");
+  auto* app =
+      root.add_subcommand("eval", "Per-time-step test loss of a run, next to the baselines");
   auto args = std::make_shared<EvalArgs>();
   app->add_option("run_dir", args->run_dir, "run directory (runs/<name>)")->required();
   app->add_option("--checkpoint", args->checkpoint, "checkpoint file (default: the latest)");

@@ -31,7 +31,8 @@ int run_train(const TrainArgs& a) {
   TrainOptions options;
   options.progress = !a.quiet;
   if (!a.resume.empty()) {
-    if (!a.config.file.empty()) fail("--config cannot be combined with --resume (the run has its config)");
+    if (!a.config.file.empty())
+      fail("--config cannot be combined with --resume (the run has its config)");
     check_resume_overrides(a.config.sets);
     run_dir = a.resume;
     cfg = load_run_config(run_dir, a.config.sets);

@@ -1,10 +1,10 @@
 #pragma once
 // The one error type of mesalab. The library throws it; the CLI prints what() as a single
 // line and exits with exit_code() (2 = bad input, 1 = runtime failure such as NaN).
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace mesalab {
 

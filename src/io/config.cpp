@@ -130,8 +130,8 @@ json ConfigSchema::resolve(const json& file, const std::vector<std::string>& ove
     // --set name=2024 names a run "2024".
     json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
     const ConfigType type = find(key)->type;
-    const bool wants_string = type == ConfigType::String ||
-                              (type == ConfigType::StringOrStringList && !value.is_array());
+    const bool wants_string =
+        type == ConfigType::String || (type == ConfigType::StringOrStringList && !value.is_array());
     if (value.is_discarded() || (wants_string && !value.is_string())) value = text;
     flat[key] = value;
   }

@@ -42,8 +42,7 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
 }
 
 template <class S>
-double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels,
-                                     S* grads) {
+double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads) {
   const size_t P = model_.num_params();
   const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
   grad_partials_.resize(size_t(num_chunks()) * P);
@@ -52,8 +51,8 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
     S* partial = grad_partials_.data() + size_t(c) * P;
     std::fill(partial, partial + P, S(0));
     loss_partials_[size_t(c)] =
-        model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D,
-                      count, ws, partial, grad_scale);
+        model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
+                      ws, partial, grad_scale);
   });
   // Fixed-order reduction over chunks, parallel over parameters.
   const int chunks = num_chunks();
@@ -73,20 +72,19 @@ void BatchRunner<S>::token_errors(const S* params, const S* tokens, const S* lab
                                   double* sq_err) {
   const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
   for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
-    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
-                  ws, nullptr, S(0), sq_err + size_t(first) * T);
+    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws,
+                  nullptr, S(0), sq_err + size_t(first) * T);
   });
 }
 
 template <class S>
-const Workspace<S>& BatchRunner<S>::forward_chunk(const S* params, const S* tokens,
-                                                  const S* labels, int first, int count) {
+const Workspace<S>& BatchRunner<S>::forward_chunk(const S* params, const S* tokens, const S* labels,
+                                                  int first, int count) {
   if (first < 0 || count < 1 || count > kChunkSequences || first + count > batch_)
     fail("chunk [{}, {}) is outside the batch of {}", first, first + count, batch_);
   const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
   Workspace<S>& ws = workspaces_[0];
-  model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
-                ws);
+  model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws);
   return ws;
 }
 

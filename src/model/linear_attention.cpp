@@ -12,8 +12,8 @@ size_t linear_attention_cache_size(const AttentionShape& s) {
 //   A = tril(Q K^T)        (T x T, diagonal included; only the causal blocks are computed)
 //   out = A V
 template <class S>
-void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v,
-                              S* cache, S* out) {
+void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v, S* cache,
+                              S* out) {
   const int T = s.seq_len, K = s.key_size, HK = s.width();
   for (int b = 0; b < s.batch; ++b) {
     const size_t row0 = size_t(b) * T * HK;
@@ -25,7 +25,8 @@ void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, c
       auto A = mat(cache + (size_t(b) * s.heads + h) * T * T, T, T);
       auto O = mat(out + off, T, K, HK);
       for_each_row_block(T, [&](int r0, int r1) {
-        A.block(r0, 0, r1 - r0, r1).noalias() = Q.middleRows(r0, r1 - r0) * Kh.topRows(r1).transpose();
+        A.block(r0, 0, r1 - r0, r1).noalias() =
+            Q.middleRows(r0, r1 - r0) * Kh.topRows(r1).transpose();
         zero_above_diagonal(A, r0, r1);
       });
       causal_times(A, V, O, T);
@@ -54,7 +55,8 @@ void linear_attention_backward(const AttentionShape& s, const S* q, const S* k, 
       auto dV = mat(dv + off, T, K, HK);
       causal_transpose_times(A, dO, dV, T);
       for_each_row_block(T, [&](int r0, int r1) {
-        dA.block(r0, 0, r1 - r0, r1).noalias() = dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
+        dA.block(r0, 0, r1 - r0, r1).noalias() =
+            dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
         zero_above_diagonal(dA, r0, r1);
       });
       causal_times(dA, Kh, dQ, T);
@@ -63,11 +65,11 @@ void linear_attention_backward(const AttentionShape& s, const S* q, const S* k, 
   }
 }
 
-#define MESALAB_INSTANTIATE(S)                                                              \
-  template void linear_attention_forward<S>(const AttentionShape&, const S*, const S*,      \
-                                            const S*, S*, S*);                              \
-  template void linear_attention_backward<S>(const AttentionShape&, const S*, const S*,     \
-                                             const S*, const S*, const S*, S*, S*, S*, S*);
+#define MESALAB_INSTANTIATE(S)                                                                    \
+  template void linear_attention_forward<S>(const AttentionShape&, const S*, const S*, const S*,  \
+                                            S*, S*);                                              \
+  template void linear_attention_backward<S>(const AttentionShape&, const S*, const S*, const S*, \
+                                             const S*, const S*, S*, S*, S*, S*);
 MESALAB_INSTANTIATE(float)
 MESALAB_INSTANTIATE(double)
 #undef MESALAB_INSTANTIATE

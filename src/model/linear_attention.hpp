@@ -12,8 +12,8 @@ size_t linear_attention_cache_size(const AttentionShape& s);
 
 // q, k, v, out: (B, T, H*K). cache: scores A[t,i] = q_t . k_i for i <= t, 0 above.
 template <class S>
-void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v,
-                              S* cache, S* out);
+void linear_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v, S* cache,
+                              S* out);
 
 // Overwrites dq, dk, dv (B, T, H*K) given d_out. scratch: T*T elements.
 template <class S>

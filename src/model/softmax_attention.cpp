@@ -49,8 +49,7 @@ void softmax_attention_forward(const AttentionShape& s, const S* q, const S* k, 
 //   dQ = dZ K / sqrt(K),  dK = dZ^T Q / sqrt(K).
 template <class S>
 void softmax_attention_backward(const AttentionShape& s, const S* q, const S* k, const S* v,
-                                const S* cache, const S* d_out, S* dq, S* dk, S* dv,
-                                S* scratch) {
+                                const S* cache, const S* d_out, S* dq, S* dk, S* dv, S* scratch) {
   const int T = s.seq_len, K = s.key_size, HK = s.width();
   const S scale = S(1) / std::sqrt(S(K));
   auto dZ = mat(scratch, T, T);
@@ -69,7 +68,8 @@ void softmax_attention_backward(const AttentionShape& s, const S* q, const S* k,
       auto dV = mat(dv + off, T, K, HK);
       causal_transpose_times(P, dO, dV, T);
       for_each_row_block(T, [&](int r0, int r1) {
-        dZ.block(r0, 0, r1 - r0, r1).noalias() = dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
+        dZ.block(r0, 0, r1 - r0, r1).noalias() =
+            dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
         for (int t = r0; t < r1; ++t) {
           const S* prow = p + size_t(t) * T;
           S* drow = scratch + size_t(t) * T;
@@ -85,11 +85,11 @@ void softmax_attention_backward(const AttentionShape& s, const S* q, const S* k,
   }
 }
 
-#define MESALAB_INSTANTIATE(S)                                                               \
-  template void softmax_attention_forward<S>(const AttentionShape&, const S*, const S*,      \
-                                             const S*, S*, S*);                              \
-  template void softmax_attention_backward<S>(const AttentionShape&, const S*, const S*,     \
-                                              const S*, const S*, const S*, S*, S*, S*, S*);
+#define MESALAB_INSTANTIATE(S)                                                                     \
+  template void softmax_attention_forward<S>(const AttentionShape&, const S*, const S*, const S*,  \
+                                             S*, S*);                                              \
+  template void softmax_attention_backward<S>(const AttentionShape&, const S*, const S*, const S*, \
+                                              const S*, const S*, S*, S*, S*, S*);
 MESALAB_INSTANTIATE(float)
 MESALAB_INSTANTIATE(double)
 #undef MESALAB_INSTANTIATE

@@ -33,9 +33,10 @@ MixerKind parse_mixer(std::string_view name) {
 void ModelConfig::validate() const {
   if (data_dim < 1) fail("model: data_dim must be >= 1 (got {})", data_dim);
   if (embed_dim < data_dim)
-    fail("model: embed_dim ({}) must be >= data_dim ({}) because the prediction is read "
-         "from the first data_dim channels",
-         embed_dim, data_dim);
+    fail(
+        "model: embed_dim ({}) must be >= data_dim ({}) because the prediction is read "
+        "from the first data_dim channels",
+        embed_dim, data_dim);
   if (heads < 1) fail("model.heads must be >= 1 (got {})", heads);
   if (key_size < 1) fail("model.key_size must be >= 1 (got {})", key_size);
   if (mixers.empty()) fail("model.layers must be >= 1");
@@ -54,7 +55,8 @@ Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
     o.k = layout_.add(p + "k", {E, HK});
     o.v = layout_.add(p + "v", {E, HK});
     o.o = layout_.add(p + "o", {HK, E});
-    if (config_.mixers[size_t(l)] == MixerKind::Mesa) o.lambdas = layout_.add(p + "lambdas", {config_.heads});
+    if (config_.mixers[size_t(l)] == MixerKind::Mesa)
+      o.lambdas = layout_.add(p + "lambdas", {config_.heads});
     layers_.push_back(o);
   }
 }
@@ -117,8 +119,7 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
 
 template <class S>
 static void mixer_forward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
-                          const S* q, const S* k, const S* v, const S* lambdas, S* cache,
-                          S* out) {
+                          const S* q, const S* k, const S* v, const S* lambdas, S* cache, S* out) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_forward(s, q, k, v, cache, out);
@@ -131,17 +132,16 @@ static void mixer_forward(MixerKind kind, const AttentionShape& s, const MesaOpt
 
 template <class S>
 static void mixer_backward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
-                           const S* q, const S* k, const S* v, const S* lambdas,
-                           const S* cache, const S* d_out, S* dq, S* dk, S* dv,
-                           S* d_lambdas, S* scratch) {
+                           const S* q, const S* k, const S* v, const S* lambdas, const S* cache,
+                           const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
     case MixerKind::Softmax:
       return softmax_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
     case MixerKind::Mesa:
-      return mesa_attention_backward(s, mesa, q, k, v, lambdas, cache, d_out, dq, dk, dv,
-                                     d_lambdas, scratch);
+      return mesa_attention_backward(s, mesa, q, k, v, lambdas, cache, d_out, dq, dk, dv, d_lambdas,
+                                     scratch);
   }
 }
 
@@ -149,7 +149,8 @@ template <class S>
 double Transformer::run(const S* params, const S* tokens, const S* labels, int batch,
                         Workspace<S>& ws, S* grads, S grad_scale, double* sq_err_per_token,
                         S* grad_tokens) const {
-  if (batch < 1 || batch > ws.max_batch) fail("chunk of {} sequences does not fit the workspace", batch);
+  if (batch < 1 || batch > ws.max_batch)
+    fail("chunk of {} sequences does not fit the workspace", batch);
   const int T = ws.seq_len, L = config_.layers(), E = config_.embed_dim, D = config_.data_dim;
   const int HK = config_.heads * config_.key_size;
   const size_t N = size_t(batch) * T, NE = N * E;
@@ -172,8 +173,12 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     mat(q, N, HK).noalias() = X * mat(params + o.q, E, HK);
     mat(k, N, HK).noalias() = X * mat(params + o.k, E, HK);
     mat(v, N, HK).noalias() = X * mat(params + o.v, E, HK);
-    mixer_forward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
-                  ws.cache.data() + ws.cache_offset[size_t(l)], mixed);
+    try {
+      mixer_forward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
+                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed);
+    } catch (const Error& e) {
+      throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
+    }
     auto Y = mat(y, N, E);
     Y.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
     Y += X;
@@ -218,9 +223,14 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     auto dY = mat(static_cast<const S*>(dx), N, E);
     mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dY;
     mat(dmixed, N, HK).noalias() = dY * mat(params + o.o, HK, E).transpose();
-    mixer_backward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
-                   ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv,
-                   grads + o.lambdas, ws.scratch.data());
+    try {
+      mixer_backward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
+                     ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv,
+                     grads + o.lambdas, ws.scratch.data());
+    } catch (const Error& e) {
+      throw Error(fmt::format("layer {} ({}) backward: {}", l, mixer_name(kind), e.what()),
+                  e.kind());
+    }
     // q = x Wq (same for k, v):  dWq += x^T dq,  dx += dq Wq^T.
     auto X = mat(x, N, E);
     auto dX = mat(dx, N, E);
@@ -236,11 +246,11 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
   return total;
 }
 
-#define MESALAB_INSTANTIATE(S)                                                              \
-  template void Transformer::init_params<S>(S*, uint64_t) const;                            \
-  template Workspace<S> Transformer::make_workspace<S>(int, int) const;                     \
-  template double Transformer::run<S>(const S*, const S*, const S*, int, Workspace<S>&, S*, \
-                                      S, double*, S*) const;
+#define MESALAB_INSTANTIATE(S)                                                                 \
+  template void Transformer::init_params<S>(S*, uint64_t) const;                               \
+  template Workspace<S> Transformer::make_workspace<S>(int, int) const;                        \
+  template double Transformer::run<S>(const S*, const S*, const S*, int, Workspace<S>&, S*, S, \
+                                      double*, S*) const;
 MESALAB_INSTANTIATE(float)
 MESALAB_INSTANTIATE(double)
 #undef MESALAB_INSTANTIATE

@@ -40,11 +40,11 @@ template <class S>
 struct Workspace {
   int max_batch = 0;
   int seq_len = 0;
-  std::vector<S> x;        // (L+1) x (N, E): residual stream entering layer l; x[L] = output
-  std::vector<S> y;        // L x (N, E): pre-clip residual sums
-  std::vector<S> qkv;      // L x 3 x (N, H*K)
-  std::vector<S> mixed;    // L x (N, H*K): mixer outputs
-  std::vector<S> cache;    // per-layer mixer caches
+  std::vector<S> x;      // (L+1) x (N, E): residual stream entering layer l; x[L] = output
+  std::vector<S> y;      // L x (N, E): pre-clip residual sums
+  std::vector<S> qkv;    // L x 3 x (N, H*K)
+  std::vector<S> mixed;  // L x (N, H*K): mixer outputs
+  std::vector<S> cache;  // per-layer mixer caches
   std::vector<size_t> cache_offset;
   std::vector<S> dx, dmixed, dqkv, scratch;
 };

@@ -72,7 +72,8 @@ json checkpoint_config(const std::filesystem::path& path) {
   const auto it = file.metadata.find("config");
   if (it == file.metadata.end()) fail("{}: checkpoint has no 'config' metadata", path.string());
   const json config = json::parse(it->second, nullptr, false);
-  if (config.is_discarded()) fail("{}: checkpoint 'config' metadata is not valid JSON", path.string());
+  if (config.is_discarded())
+    fail("{}: checkpoint 'config' metadata is not valid JSON", path.string());
   return config;
 }
 

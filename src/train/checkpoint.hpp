@@ -5,9 +5,8 @@
 // fully resolved config, so a checkpoint alone is enough to rebuild and resume a run.
 #include <cstdint>
 #include <filesystem>
-#include <vector>
-
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "model/transformer.hpp"
 

@@ -49,8 +49,8 @@ void adamw_step(const OptimConfig& cfg, int64_t step, S* params, const S* grads,
   }
 }
 
-template void adamw_step<float>(const OptimConfig&, int64_t, float*, const float*, float*,
-                                float*, size_t);
+template void adamw_step<float>(const OptimConfig&, int64_t, float*, const float*, float*, float*,
+                                size_t);
 template void adamw_step<double>(const OptimConfig&, int64_t, double*, const double*, double*,
                                  double*, size_t);
 

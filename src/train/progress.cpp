@@ -1,15 +1,14 @@
 #include "train/progress.hpp"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cmath>
 
-#include <fmt/format.h>
-
 namespace mesalab {
 
-ProgressLine::ProgressLine(std::string label, int64_t first_step, int64_t total_steps,
-                           bool enabled, std::FILE* out)
+ProgressLine::ProgressLine(std::string label, int64_t first_step, int64_t total_steps, bool enabled,
+                           std::FILE* out)
     : label_(std::move(label)),
       first_step_(first_step),
       total_steps_(total_steps),

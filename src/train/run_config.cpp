@@ -9,46 +9,74 @@ using nlohmann::json;
 const ConfigSchema& run_config_schema() {
   constexpr double inf = std::numeric_limits<double>::infinity();
   static const ConfigSchema schema({
-      {"name", ConfigType::String, "default", "run name; the run directory is <train.runs_dir>/<name>"},
+      {"name", ConfigType::String, "default",
+       "run name; the run directory is <train.runs_dir>/<name>"},
       {"data.kind", ConfigType::String, "linear", "sequence generator", -inf, inf, {"linear"}},
-      {"data.tokens", ConfigType::String, "constructed", "token format: e_t = [0, s_t, s_t, s_{t-1}]", -inf, inf, {"constructed"}},
+      {"data.tokens",
+       ConfigType::String,
+       "constructed",
+       "token format: e_t = [0, s_t, s_t, s_{t-1}]",
+       -inf,
+       inf,
+       {"constructed"}},
       {"data.dim", ConfigType::Int, 10, "state dimension D", 1, 1024},
       {"data.seq_len", ConfigType::Int, 50, "sequence length T", 1, 100000},
       {"data.noise_std", ConfigType::Float, 0.01, "transition noise sigma", 0, inf},
-      {"data.state_clip", ConfigType::Float, 10.0, "states are clipped to +-state_clip", 1e-300, inf},
+      {"data.state_clip", ConfigType::Float, 10.0, "states are clipped to +-state_clip", 1e-300,
+       inf},
       {"data.init_range", ConfigType::Float, 1.0, "s_1 ~ U[-r, r]^D", 0, inf},
       {"model.layers", ConfigType::Int, 2, "number of attention layers L", 1, 64},
-      {"model.layer", ConfigType::StringOrStringList, "lsa", "layer kind, or a list with one kind per layer", -inf, inf, {"lsa", "softmax", "mesa"}},
+      {"model.layer",
+       ConfigType::StringOrStringList,
+       "lsa",
+       "layer kind, or a list with one kind per layer",
+       -inf,
+       inf,
+       {"lsa", "softmax", "mesa"}},
       {"model.heads", ConfigType::Int, 4, "attention heads H", 1, 256},
       {"model.key_size", ConfigType::Int, 20, "key size K", 1, 4096},
-      {"model.embed_dim", ConfigType::Int, 0, "residual width E; 0 = 4 * data.dim (constructed tokens need exactly that)", 0, 65536},
-      {"model.clip_act", ConfigType::Float, 1.5, "residual stream clipped to +-clip_act after each layer; 0 disables", 0, inf},
+      {"model.embed_dim", ConfigType::Int, 0,
+       "residual width E; 0 = 4 * data.dim (constructed tokens need exactly that)", 0, 65536},
+      {"model.clip_act", ConfigType::Float, 1.5,
+       "residual stream clipped to +-clip_act after each layer; 0 disables", 0, inf},
       {"model.init_std", ConfigType::Float, 2e-4, "every weight ~ N(0, init_std^2)", 0, inf},
-      {"model.mesa_lambda_init", ConfigType::Float, 1.0, "mesa layers: initial lambda (R_0 = lambda I)", 1e-30, inf},
-      {"model.mesa_schlag_norm", ConfigType::Bool, false, "mesa layers: normalise queries and targets per head and token"},
-      {"model.mesa_schlag_norm_targets", ConfigType::Bool, false, "mesa layers: also divide targets by ||inputs|| (official code quirk)"},
-      {"model.mesa_normalize_logits", ConfigType::Bool, false, "mesa layers: L2-normalise each causal logit row"},
+      {"model.mesa_lambda_init", ConfigType::Float, 1.0,
+       "mesa layers: initial lambda (R_0 = lambda I)", 1e-30, inf},
+      {"model.mesa_schlag_norm", ConfigType::Bool, false,
+       "mesa layers: normalise queries and targets per head and token"},
+      {"model.mesa_schlag_norm_targets", ConfigType::Bool, false,
+       "mesa layers: also divide targets by ||inputs|| (official code quirk)"},
+      {"model.mesa_normalize_logits", ConfigType::Bool, false,
+       "mesa layers: L2-normalise each causal logit row"},
       {"optim.lr", ConfigType::Float, 3e-4, "peak learning rate", 1e-300, inf},
       {"optim.init_lr", ConfigType::Float, 0.0, "learning rate at step 0 (warmup start)", 0, inf},
-      {"optim.end_lr", ConfigType::Float, 1e-5, "learning rate at the end of the cosine decay", 0, inf},
+      {"optim.end_lr", ConfigType::Float, 1e-5, "learning rate at the end of the cosine decay", 0,
+       inf},
       {"optim.warmup_steps", ConfigType::Int, 1000, "linear warmup steps", 0, 1e12},
-      {"optim.decay_steps", ConfigType::Int, 20000, "step at which the cosine reaches end_lr (warmup included)", 1, 1e12},
+      {"optim.decay_steps", ConfigType::Int, 20000,
+       "step at which the cosine reaches end_lr (warmup included)", 1, 1e12},
       {"optim.use_schedule", ConfigType::Bool, true, "false: constant optim.lr"},
-      {"optim.weight_decay", ConfigType::Float, 0.05, "decoupled weight decay (times lr), on every parameter", 0, inf},
-      {"optim.grad_clip", ConfigType::Float, 1.0, "element-wise gradient clipping to +-grad_clip; 0 disables", 0, inf},
+      {"optim.weight_decay", ConfigType::Float, 0.05,
+       "decoupled weight decay (times lr), on every parameter", 0, inf},
+      {"optim.grad_clip", ConfigType::Float, 1.0,
+       "element-wise gradient clipping to +-grad_clip; 0 disables", 0, inf},
       {"optim.beta1", ConfigType::Float, 0.9, "Adam beta1", 0, 0.999999},
       {"optim.beta2", ConfigType::Float, 0.999, "Adam beta2", 0, 0.99999999},
       {"optim.eps", ConfigType::Float, 1e-8, "Adam epsilon", 1e-30, 1},
       {"train.steps", ConfigType::Int, 20000, "training steps", 0, 1e12},
       {"train.batch_size", ConfigType::Int, 256, "sequences per step", 1, 1 << 20},
-      {"train.seed", ConfigType::Int, 42, "seed of init, training and test data", 0, 9.007199254740992e15},
+      {"train.seed", ConfigType::Int, 42, "seed of init, training and test data", 0,
+       9.007199254740992e15},
       {"train.eval_every", ConfigType::Int, 100, "steps between test-loss evaluations", 1, 1e12},
       {"train.test_batches", ConfigType::Int, 10, "fixed test set: number of batches", 1, 100000},
-      {"train.test_batch_size", ConfigType::Int, 256, "fixed test set: sequences per batch", 1, 1 << 20},
+      {"train.test_batch_size", ConfigType::Int, 256, "fixed test set: sequences per batch", 1,
+       1 << 20},
       {"train.checkpoint_every", ConfigType::Int, 1000, "steps between checkpoints", 1, 1e12},
-      {"train.threads", ConfigType::Int, 0, "OpenMP threads, 0 = all cores (results are identical for any value)", 0, 4096},
+      {"train.threads", ConfigType::Int, 0,
+       "OpenMP threads, 0 = all cores (results are identical for any value)", 0, 4096},
       {"train.runs_dir", ConfigType::String, "runs", "directory holding run directories"},
-      {"debug.inject_nan_at_step", ConfigType::Int, -1, "testing hook: poison one gradient with NaN at this step (-1 = off)", -1, 1e12},
+      {"debug.inject_nan_at_step", ConfigType::Int, -1,
+       "testing hook: poison one gradient with NaN at this step (-1 = off)", -1, 1e12},
   });
   return schema;
 }
@@ -75,16 +103,20 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
     r.model.mixers.assign(size_t(layers), parse_mixer(m["layer"].get<std::string>()));
   } else {
     if (int(m["layer"].size()) != layers)
-      fail("config key 'model.layer' lists {} layer kinds but model.layers = {}", m["layer"].size(), layers);
-    for (const auto& kind : m["layer"]) r.model.mixers.push_back(parse_mixer(kind.get<std::string>()));
+      fail("config key 'model.layer' lists {} layer kinds but model.layers = {}", m["layer"].size(),
+           layers);
+    for (const auto& kind : m["layer"])
+      r.model.mixers.push_back(parse_mixer(kind.get<std::string>()));
   }
   r.model.data_dim = r.data.dim;
   const int constructed_width = 4 * r.data.dim;
-  r.model.embed_dim = m["embed_dim"].get<int>() == 0 ? constructed_width : m["embed_dim"].get<int>();
+  r.model.embed_dim =
+      m["embed_dim"].get<int>() == 0 ? constructed_width : m["embed_dim"].get<int>();
   if (r.model.embed_dim != constructed_width)
-    fail("config key 'model.embed_dim' = {} but constructed tokens [0, s_t, s_t, s_(t-1)] need "
-         "embed_dim = 4 * data.dim = {}",
-         r.model.embed_dim, constructed_width);
+    fail(
+        "config key 'model.embed_dim' = {} but constructed tokens [0, s_t, s_t, s_(t-1)] need "
+        "embed_dim = 4 * data.dim = {}",
+        r.model.embed_dim, constructed_width);
   r.model.heads = m["heads"];
   r.model.key_size = m["key_size"];
   r.model.clip_act = m["clip_act"];

@@ -2,10 +2,9 @@
 // Everything a training run needs, resolved from the schema (defaults = the paper's
 // 2-layer LSA on constructed tokens) plus an optional file and --set overrides.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "data/linear_sequences.hpp"
 #include "io/config.hpp"
@@ -22,7 +21,7 @@ struct TrainSettings {
   int test_batches = 10;
   int test_batch_size = 256;
   int64_t checkpoint_every = 1000;
-  int threads = 0;                   // 0: all cores (results do not depend on it)
+  int threads = 0;  // 0: all cores (results do not depend on it)
   std::string runs_dir = "runs";
   int64_t inject_nan_at_step = -1;  // testing hook: poison the gradient at this step
 };

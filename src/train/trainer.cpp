@@ -67,9 +67,10 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     truncate_metrics(metrics_path, state.step);
   } else {
     if (fs::exists(run_dir) && !options.force)
-      fail("run directory '{}' already exists (use --resume to continue it or --force to start "
-           "it afresh)",
-           run_dir.string());
+      fail(
+          "run directory '{}' already exists (use --resume to continue it or --force to start "
+          "it afresh)",
+          run_dir.string());
     if (fs::exists(run_dir)) {
       fs::remove_all(ckpt_dir);
       fs::remove(metrics_path);
@@ -100,7 +101,8 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     json line = {{"step", step},
                  {"test_loss", last_test_loss},
                  {"lr", learning_rate(cfg.optim, step)},
-                 {"elapsed_s", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+                 {"elapsed_s",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
     line["train_loss"] = state.train_loss_count > 0
                              ? json(state.train_loss_sum / double(state.train_loss_count))
                              : json(nullptr);
@@ -113,17 +115,24 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
 
   for (int64_t step = state.step; step < cfg.train.steps; ++step) {
     if (step % cfg.train.eval_every == 0) evaluate_and_log(step);
-    const TokenBatch batch =
-        make_token_batch(data, cfg.train.seed, RngPurpose::TrainData, uint64_t(step), cfg.train.batch_size);
-    const double loss = train_runner.loss_and_grad(state.params.data(), batch.tokens.data(),
-                                                   batch.labels.data(), grads.data());
+    const TokenBatch batch = make_token_batch(data, cfg.train.seed, RngPurpose::TrainData,
+                                              uint64_t(step), cfg.train.batch_size);
+    double loss = 0.0;
+    try {
+      loss = train_runner.loss_and_grad(state.params.data(), batch.tokens.data(),
+                                        batch.labels.data(), grads.data());
+    } catch (const Error& e) {
+      fail_runtime("step {}: {}; training stopped, the last good checkpoint is {} (step {})", step,
+                   e.what(), latest_checkpoint_path(run_dir).string(), state.step);
+    }
     if (step == cfg.train.inject_nan_at_step) grads[0] = NAN;
     const std::string bad = std::isfinite(loss) ? first_bad_tensor(model, grads.data()) : "loss";
     if (!bad.empty())
-      fail_runtime("step {}: non-finite value in {}; training stopped, the last good checkpoint "
-                   "is {} (step {})",
-                   step, bad == "loss" ? "the loss" : "the gradient of tensor '" + bad + "'",
-                   latest_checkpoint_path(run_dir).string(), state.step);
+      fail_runtime(
+          "step {}: non-finite value in {}; training stopped, the last good checkpoint "
+          "is {} (step {})",
+          step, bad == "loss" ? "the loss" : "the gradient of tensor '" + bad + "'",
+          latest_checkpoint_path(run_dir).string(), state.step);
     adamw_step(cfg.optim, step, state.params.data(), grads.data(), state.adam_m.data(),
                state.adam_v.data(), grads.size());
     state.train_loss_sum += loss;

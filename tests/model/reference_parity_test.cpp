@@ -41,8 +41,7 @@ CaseResult run_case(const nlohmann::json& c, const Transformer& model) {
   r.grad_tokens.assign(x.size(), 0.0);
   r.ws = model.make_workspace<double>(B, T);
   const double sq = model.run<double>(r.params.data(), x.data(), labels.data(), B, r.ws,
-                                      r.grads.data(), 1.0 / (B * T), nullptr,
-                                      r.grad_tokens.data());
+                                      r.grads.data(), 1.0 / (B * T), nullptr, r.grad_tokens.data());
   r.loss = sq / (2.0 * B * T);
   return r;
 }
@@ -52,7 +51,8 @@ void check_case(const std::string& name) {
   const Transformer model(config_of(c));
   const CaseResult r = run_case(c, model);
   const int L = model.config().layers();
-  const size_t NE = size_t(c["batch"].get<int>()) * c["seq_len"].get<int>() * model.config().embed_dim;
+  const size_t NE =
+      size_t(c["batch"].get<int>()) * c["seq_len"].get<int>() * model.config().embed_dim;
 
   EXPECT_NEAR(r.loss, c["loss"].get<double>(), 1e-10 * std::abs(c["loss"].get<double>()));
   const auto acts = testing::flatten(c["acts"]);

@@ -12,8 +12,10 @@ namespace {
 
 TEST(Schedule, MatchesReferenceValues) {
   const OptimConfig cfg;  // defaults are the paper's
-  for (const auto& [step, value] : testing::reference_fixture()["optimizer"]["default_schedule"].items())
-    EXPECT_NEAR(learning_rate(cfg, std::stoll(step)), value.get<double>(), 1e-15) << "step " << step;
+  for (const auto& [step, value] :
+       testing::reference_fixture()["optimizer"]["default_schedule"].items())
+    EXPECT_NEAR(learning_rate(cfg, std::stoll(step)), value.get<double>(), 1e-15)
+        << "step " << step;
 }
 
 TEST(Schedule, KeyPointsOfTheIssue) {

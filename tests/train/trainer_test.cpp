@@ -27,11 +27,10 @@ fs::path fresh_dir(const std::string& name) {
 
 // A small, fast run: T = 20, B = 16.
 RunConfig small_config(std::vector<std::string> extra = {}) {
-  std::vector<std::string> sets = {"data.seq_len=20",       "train.batch_size=16",
-                                   "train.test_batches=1",  "train.test_batch_size=16",
-                                   "train.eval_every=5",    "train.checkpoint_every=10",
-                                   "optim.warmup_steps=5",  "optim.decay_steps=100",
-                                   "optim.lr=0.003"};
+  std::vector<std::string> sets = {
+      "data.seq_len=20",          "train.batch_size=16",   "train.test_batches=1",
+      "train.test_batch_size=16", "train.eval_every=5",    "train.checkpoint_every=10",
+      "optim.warmup_steps=5",     "optim.decay_steps=100", "optim.lr=0.003"};
   sets.insert(sets.end(), extra.begin(), extra.end());
   return make_run_config(nullptr, sets);
 }
@@ -55,8 +54,10 @@ TEST(Determinism, OneAndTwoThreadsGiveBitIdenticalLosses) {
     std::vector<double> losses;
     for (int step = 0; step < 20; ++step) {
       const TokenBatch b = make_token_batch(cfg.data, 3, RngPurpose::TrainData, step, 20);
-      losses.push_back(runner.loss_and_grad(params.data(), b.tokens.data(), b.labels.data(), grads.data()));
-      adamw_step(cfg.optim, step + 10, params.data(), grads.data(), m.data(), v.data(), params.size());
+      losses.push_back(
+          runner.loss_and_grad(params.data(), b.tokens.data(), b.labels.data(), grads.data()));
+      adamw_step(cfg.optim, step + 10, params.data(), grads.data(), m.data(), v.data(),
+                 params.size());
     }
     losses.push_back(params[17]);
     return losses;
@@ -101,9 +102,9 @@ TEST(Trainer, ShortRunLearnsWellBelowTheZeroPredictor) {
   TrainOptions quiet;
   quiet.progress = false;
   const RunConfig cfg = make_run_config(
-      nullptr, {"train.steps=150", "train.batch_size=32", "train.test_batches=1",
-                "train.test_batch_size=64", "train.eval_every=50", "optim.warmup_steps=20",
-                "optim.decay_steps=150", "optim.lr=0.003"});
+      nullptr,
+      {"train.steps=150", "train.batch_size=32", "train.test_batches=1", "train.test_batch_size=64",
+       "train.eval_every=50", "optim.warmup_steps=20", "optim.decay_steps=150", "optim.lr=0.003"});
   const TrainResult r = train(cfg, dir / "run", quiet);
   const auto test = make_test_set(cfg.data, cfg.train.seed, 1, 64);
   const double zero = curve_mean(zero_predictor_curve(test[0].states.data(), 64, 50, 10));
@@ -173,6 +174,32 @@ TEST(Checkpoint, CorruptTruncatedAndMismatchedCheckpointsAreClearErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers.0.q"), std::string::npos) << e.what();
   }
+}
+
+}  // namespace
+}  // namespace mesalab
+
+namespace mesalab {
+namespace {
+
+TEST(Trainer, OneMesaLayerBeatsTunedGdOneInAShortRun) {
+  // Paper claim at small scale: a single mesa layer (an exact in-context least-squares
+  // solver) beats the best single gradient step. 200 steps, batch 32, lr 3e-3.
+  const fs::path dir = fresh_dir("mesa");
+  TrainOptions quiet;
+  quiet.progress = false;
+  const RunConfig cfg = make_run_config(
+      nullptr, {"model.layer=mesa", "model.layers=1", "train.steps=200", "train.batch_size=32",
+                "train.test_batches=1", "train.test_batch_size=64", "train.eval_every=100",
+                "optim.warmup_steps=20", "optim.decay_steps=200", "optim.lr=0.003"});
+  const TrainResult r = train(cfg, dir / "run", quiet);
+  const auto test = make_test_set(cfg.data, cfg.train.seed, 1, 64);
+  const auto tuning = sample_linear_states(cfg.data, cfg.train.seed, RngPurpose::Tuning, 0, 512);
+  const double eta = tune_gd_eta(tuning.data(), 512, 50, 10);
+  const double gd1 = curve_mean(gd1_curve(test[0].states.data(), 64, 50, 10, eta));
+  EXPECT_GT(gd1, 0.8);
+  EXPECT_LT(r.test_loss, gd1) << "mesa test loss " << r.test_loss << " vs GD-1 " << gd1;
+  std::printf("1-layer mesa after 200 steps: %.4f, tuned GD-1: %.4f\n", r.test_loss, gd1);
 }
 
 }  // namespace

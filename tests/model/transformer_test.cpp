@@ -1,0 +1,53 @@
+#include "model/transformer.hpp"
+
+#include <gtest/gtest.h>
+
+#include "core/error.hpp"
+
+namespace mesalab {
+namespace {
+
+TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
+  ModelConfig cfg;
+  cfg.data_dim = 2;
+  cfg.embed_dim = 8;
+  cfg.heads = 2;
+  cfg.key_size = 3;
+  cfg.mixers = {MixerKind::Linear, MixerKind::Mesa};
+  const Transformer model(cfg);
+  std::vector<double> params(model.num_params());
+  model.init_params(params.data(), 1);
+  params[model.layout().at("layers.1.lambdas").offset + 1] = -0.5;  // lambda must be > 0
+  std::vector<double> tokens(4 * 8, 0.1), labels(4 * 2, 0.0);
+  auto ws = model.make_workspace<double>(1, 4);
+  try {
+    model.run<double>(params.data(), tokens.data(), labels.data(), 1, ws);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("layer 1 (mesa)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("head 1"), std::string::npos) << msg;
+    EXPECT_EQ(e.exit_code(), 1) << msg;
+  }
+}
+
+TEST(Transformer, ParameterNamesAndShapes) {
+  ModelConfig cfg;
+  cfg.mixers = {MixerKind::Softmax, MixerKind::Mesa};
+  const Transformer model(cfg);
+  EXPECT_EQ(model.layout().at("layers.0.q").shape, (std::vector<int64_t>{40, 80}));
+  EXPECT_EQ(model.layout().at("layers.1.o").shape, (std::vector<int64_t>{80, 40}));
+  EXPECT_EQ(model.layout().at("layers.1.lambdas").shape, (std::vector<int64_t>{4}));
+  EXPECT_EQ(model.layout().find("layers.0.lambdas"), nullptr);
+  EXPECT_EQ(model.num_params(), size_t(2 * 4 * 3200 + 4));
+  std::vector<float> params(model.num_params());
+  model.init_params(params.data(), 5);
+  const float* lambdas = params.data() + model.layout().at("layers.1.lambdas").offset;
+  for (int h = 0; h < 4; ++h) EXPECT_EQ(lambdas[h], 1.0f);
+  double sum_sq = 0;
+  for (size_t i = 0; i < 3200; ++i) sum_sq += double(params[i]) * params[i];
+  EXPECT_NEAR(std::sqrt(sum_sq / 3200), 2e-4, 2e-5);  // init std
+}
+
+}  // namespace
+}  // namespace mesalab
