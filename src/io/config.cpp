@@ -36,6 +36,15 @@ json load_config_file(const std::string& path) {
   }
 }
 
+static bool is_valid_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();  // nlohmann validates UTF-8 when it serializes a string
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
 static std::string type_name(ConfigType t) {
   switch (t) {
     case ConfigType::Int:
@@ -132,7 +141,12 @@ json ConfigSchema::resolve(const json& file, const std::vector<std::string>& ove
     const ConfigType type = find(key)->type;
     const bool wants_string =
         type == ConfigType::String || (type == ConfigType::StringOrStringList && !value.is_array());
-    if (value.is_discarded() || (wants_string && !value.is_string())) value = text;
+    if (value.is_discarded() || (wants_string && !value.is_string())) {
+      // A raw string must be valid UTF-8 (JSON text already is): the resolved config is
+      // written out as JSON (config.json, checkpoint metadata), and error messages dump it.
+      if (!is_valid_utf8(text)) fail("--set {}: the value is not valid UTF-8 text", key);
+      value = text;
+    }
     flat[key] = value;
   }
   json nested = json::object();

@@ -56,7 +56,8 @@ Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
     o.v = layout_.add(p + "v", {E, HK});
     o.o = layout_.add(p + "o", {HK, E});
     if (config_.mixers[size_t(l)] == MixerKind::Mesa)
-      o.lambdas = layout_.add(p + "lambdas", {config_.heads});
+      o.lambdas = layout_.add(p + (config_.mesa_lambda_softplus ? "lambdas_softplus" : "lambdas"),
+                              {config_.heads});
     layers_.push_back(o);
   }
 }
@@ -71,10 +72,16 @@ void Transformer::init_params(S* params, uint64_t seed) const {
   for (size_t i = 0; i < specs.size(); ++i) {
     const ParamSpec& spec = specs[i];
     S* p = params + spec.offset;
-    const bool is_lambda = spec.name.ends_with(".lambdas");
+    const bool is_lambda =
+        spec.name.ends_with(".lambdas") || spec.name.ends_with(".lambdas_softplus");
+    // softplus^{-1}(x) = log(exp(x) - 1) = x + log(1 - exp(-x)).
+    const double lambda0 =
+        config_.mesa_lambda_softplus
+            ? config_.mesa_lambda_init + std::log(-std::expm1(-config_.mesa_lambda_init))
+            : config_.mesa_lambda_init;
     Rng rng{seed, uint64_t(RngPurpose::Init), i};
     for (size_t j = 0; j < spec.size; ++j)
-      p[j] = is_lambda ? S(config_.mesa_lambda_init) : S(config_.init_std * rng.normal());
+      p[j] = is_lambda ? S(lambda0) : S(config_.init_std * rng.normal());
   }
 }
 
@@ -114,6 +121,8 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
   ws.dmixed.resize(N * HK);
   ws.dqkv.resize(3 * N * HK);
   ws.scratch.resize(std::max(size_t(seq_len) * seq_len, mesa_attention_scratch_size(s)));
+  ws.lambdas.resize(size_t(config_.heads));
+  ws.d_lambdas.resize(size_t(config_.heads));
   return ws;
 }
 
@@ -145,6 +154,20 @@ static void mixer_backward(MixerKind kind, const AttentionShape& s, const MesaOp
   }
 }
 
+// The lambdas a mesa mixer sees: the parameters themselves, or softplus(theta) computed into
+// the workspace. Unused (nullptr) for other mixers.
+template <class S>
+const S* Transformer::mesa_lambdas(const S* params, const LayerOffsets& o, MixerKind kind,
+                                   Workspace<S>& ws) const {
+  if (kind != MixerKind::Mesa) return nullptr;
+  if (!config_.mesa_lambda_softplus) return params + o.lambdas;
+  for (int h = 0; h < config_.heads; ++h) {
+    const S theta = params[o.lambdas + h];
+    ws.lambdas[h] = theta > S(30) ? theta : std::log1p(std::exp(theta));
+  }
+  return ws.lambdas.data();
+}
+
 template <class S>
 double Transformer::run(const S* params, const S* tokens, const S* labels, int batch,
                         Workspace<S>& ws, S* grads, S grad_scale, double* sq_err_per_token,
@@ -173,8 +196,9 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     mat(q, N, HK).noalias() = X * mat(params + o.q, E, HK);
     mat(k, N, HK).noalias() = X * mat(params + o.k, E, HK);
     mat(v, N, HK).noalias() = X * mat(params + o.v, E, HK);
+    const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
-      mixer_forward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
+      mixer_forward(kind, s, config_.mesa, q, k, v, lambdas,
                     ws.cache.data() + ws.cache_offset[size_t(l)], mixed);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
@@ -223,14 +247,21 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     auto dY = mat(static_cast<const S*>(dx), N, E);
     mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dY;
     mat(dmixed, N, HK).noalias() = dY * mat(params + o.o, HK, E).transpose();
+    const S* lambdas = mesa_lambdas(params, o, kind, ws);
+    S* d_lambdas = config_.mesa_lambda_softplus ? ws.d_lambdas.data() : grads + o.lambdas;
+    if (config_.mesa_lambda_softplus) std::fill(ws.d_lambdas.begin(), ws.d_lambdas.end(), S(0));
     try {
-      mixer_backward(kind, s, config_.mesa, q, k, v, params + o.lambdas,
-                     ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv,
-                     grads + o.lambdas, ws.scratch.data());
+      mixer_backward(kind, s, config_.mesa, q, k, v, lambdas,
+                     ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv, d_lambdas,
+                     ws.scratch.data());
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}) backward: {}", l, mixer_name(kind), e.what()),
                   e.kind());
     }
+    // lambda = softplus(theta):  d theta = d lambda * sigmoid(theta).
+    if (kind == MixerKind::Mesa && config_.mesa_lambda_softplus)
+      for (int h = 0; h < config_.heads; ++h)
+        grads[o.lambdas + h] += ws.d_lambdas[h] / (S(1) + std::exp(-params[o.lambdas + h]));
     // q = x Wq (same for k, v):  dWq += x^T dq,  dx += dq Wq^T.
     auto X = mat(x, N, E);
     auto dX = mat(dx, N, E);

@@ -29,6 +29,10 @@ struct ModelConfig {
   double clip_act = 1.5;
   double init_std = 2e-4;
   double mesa_lambda_init = 1.0;
+  // How a mesa layer's lambda is stored: the raw value (as the official code; must stay
+  // > 0, checked at run time) or softplus-parametrised, lambda = log(1 + exp(theta)),
+  // which keeps it positive by construction (tensor "layers.<l>.lambdas_softplus").
+  bool mesa_lambda_softplus = false;
   MesaOptions mesa;
 
   int layers() const { return int(mixers.size()); }
@@ -47,6 +51,7 @@ struct Workspace {
   std::vector<S> cache;  // per-layer mixer caches
   std::vector<size_t> cache_offset;
   std::vector<S> dx, dmixed, dqkv, scratch;
+  std::vector<S> lambdas, d_lambdas;  // (H): effective mesa lambdas of the current layer
 };
 
 struct LayerOffsets {
@@ -63,7 +68,7 @@ class Transformer {
   const LayerOffsets& layer(int l) const { return layers_[size_t(l)]; }
 
   // Every weight ~ N(0, init_std^2) (tensor i drawn from Rng{seed, Init, i});
-  // mesa lambdas = mesa_lambda_init.
+  // mesa lambdas = mesa_lambda_init (through the inverse softplus if so parametrised).
   template <class S>
   void init_params(S* params, uint64_t seed) const;
 
@@ -82,6 +87,9 @@ class Transformer {
 
  private:
   AttentionShape shape(int batch, int seq_len) const;
+  template <class S>
+  const S* mesa_lambdas(const S* params, const LayerOffsets& o, MixerKind kind,
+                        Workspace<S>& ws) const;
   ModelConfig config_;
   ParamLayout layout_;
   std::vector<LayerOffsets> layers_;

@@ -42,6 +42,14 @@ const ConfigSchema& run_config_schema() {
       {"model.init_std", ConfigType::Float, 2e-4, "every weight ~ N(0, init_std^2)", 0, inf},
       {"model.mesa_lambda_init", ConfigType::Float, 1.0,
        "mesa layers: initial lambda (R_0 = lambda I)", 1e-30, inf},
+      {"model.mesa_lambda_param",
+       ConfigType::String,
+       "raw",
+       "mesa layers: lambda stored raw (official; must stay > 0) or as softplus(theta) (positive "
+       "by construction)",
+       -inf,
+       inf,
+       {"raw", "softplus"}},
       {"model.mesa_schlag_norm", ConfigType::Bool, false,
        "mesa layers: normalise queries and targets per head and token"},
       {"model.mesa_schlag_norm_targets", ConfigType::Bool, false,
@@ -122,6 +130,7 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   r.model.clip_act = m["clip_act"];
   r.model.init_std = m["init_std"];
   r.model.mesa_lambda_init = m["mesa_lambda_init"];
+  r.model.mesa_lambda_softplus = m["mesa_lambda_param"] == "softplus";
   r.model.mesa.schlag_norm = m["mesa_schlag_norm"];
   r.model.mesa.schlag_norm_targets = m["mesa_schlag_norm_targets"];
   r.model.mesa.normalize_logits = m["mesa_normalize_logits"];

@@ -343,7 +343,8 @@ TEST(MesaAttention, ReportsNonFiniteRecursionWithHeadAndStep) {
 
 // Whole model: gradients of loss = sum (pred - label)^2 / (2 B T) through Transformer with
 // mesa layers against central differences over every parameter.
-void check_transformer_gradients(std::vector<MixerKind> mixers, MesaOptions opt) {
+void check_transformer_gradients(std::vector<MixerKind> mixers, MesaOptions opt,
+                                 bool softplus_lambda = false) {
   ModelConfig cfg;
   cfg.data_dim = 2;
   cfg.embed_dim = 8;
@@ -352,6 +353,7 @@ void check_transformer_gradients(std::vector<MixerKind> mixers, MesaOptions opt)
   cfg.mixers = std::move(mixers);
   cfg.init_std = 0.4;
   cfg.mesa = opt;
+  cfg.mesa_lambda_softplus = softplus_lambda;
   const Transformer model(cfg);
   const int B = 2, T = 6;
   std::vector<double> params(model.num_params());
@@ -385,6 +387,22 @@ TEST(MesaTransformer, OneLayerGradientsMatchFiniteDifferences) {
 TEST(MesaTransformer, TwoLayerGradientsMatchFiniteDifferences) {
   check_transformer_gradients({MixerKind::Mesa, MixerKind::Mesa}, {});
   check_transformer_gradients({MixerKind::Mesa, MixerKind::Mesa}, {true, true, true});
+}
+
+TEST(MesaTransformer, SoftplusLambdaGradientsMatchFiniteDifferences) {
+  check_transformer_gradients({MixerKind::Mesa, MixerKind::Mesa}, {}, true);
+}
+
+TEST(MesaTransformer, SoftplusLambdaStartsAtTheInitialLambda) {
+  ModelConfig cfg;
+  cfg.mixers = {MixerKind::Mesa};
+  cfg.mesa_lambda_softplus = true;
+  cfg.mesa_lambda_init = 0.7;
+  const Transformer model(cfg);
+  std::vector<double> params(model.num_params());
+  model.init_params(params.data(), 1);
+  const double theta = params[model.layout().at("layers.0.lambdas_softplus").offset];
+  EXPECT_NEAR(std::log1p(std::exp(theta)), 0.7, 1e-14);
 }
 
 TEST(MesaTransformer, HybridSoftmaxThenMesaGradientsMatchFiniteDifferences) {
