@@ -10,6 +10,20 @@ namespace mesalab {
 
 using nlohmann::json;
 
+// Configs nest a few levels ({"model": {"layer": ["lsa"]}}); anything much deeper is
+// hostile, and nlohmann's copy, dump and our flattening recurse once per level, so a
+// config nested 100k levels deep would overflow the stack. Checked before any of those.
+constexpr int kMaxConfigDepth = 32;
+
+// Whether `j` nests arrays/objects more than `limit` levels; recurses at most `limit` deep.
+static bool nests_deeper_than(const json& j, int limit) {
+  if (!j.is_structured()) return false;
+  if (limit == 0) return true;
+  for (const auto& element : j)
+    if (nests_deeper_than(element, limit - 1)) return true;
+  return false;
+}
+
 static void flatten_into(const json& j, const std::string& prefix, json& out) {
   if (j.is_object() && !j.empty()) {
     for (const auto& [k, v] : j.items())
@@ -21,6 +35,8 @@ static void flatten_into(const json& j, const std::string& prefix, json& out) {
 
 json flatten_config(const json& nested) {
   if (!nested.is_object()) fail("a config must be a JSON object");
+  if (nests_deeper_than(nested, kMaxConfigDepth))
+    fail("a config must not nest deeper than {} levels", kMaxConfigDepth);
   json out = json::object();
   for (const auto& [k, v] : nested.items()) flatten_into(v, k, out);
   return out;
@@ -138,6 +154,8 @@ json ConfigSchema::resolve(const json& file, const std::vector<std::string>& ove
     // Values are JSON when they parse as JSON; a string key keeps the raw text, so that
     // --set name=2024 names a run "2024".
     json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (nests_deeper_than(value, kMaxConfigDepth))
+      fail("--set {}: the value nests deeper than {} levels", key, kMaxConfigDepth);
     const ConfigType type = find(key)->type;
     const bool wants_string =
         type == ConfigType::String || (type == ConfigType::StringOrStringList && !value.is_array());

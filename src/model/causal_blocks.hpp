@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/eigen_maps.hpp"
+#include "model/attention_shape.hpp"
 
 namespace mesalab {
 
@@ -15,6 +16,27 @@ inline constexpr int kCausalBlock = 16;
 template <class Fn>
 void for_each_row_block(int T, Fn&& fn) {
   for (int r0 = 0; r0 < T; r0 += kCausalBlock) fn(r0, std::min(T, r0 + kCausalBlock));
+}
+
+// Visits every (sequence, head) of a mixer: fn(head, attn) where head(p) maps the (T x K)
+// slice of a (B, T, H*K) array p and attn is the offset of this head's (T x T) matrix in a
+// (B, H, T, T) cache.
+template <class Fn>
+void for_each_head(const AttentionShape& s, Fn&& fn) {
+  const int T = s.seq_len, K = s.key_size, HK = s.width();
+  for (int b = 0; b < s.batch; ++b) {
+    for (int h = 0; h < s.heads; ++h) {
+      const size_t off = size_t(b) * T * HK + size_t(h) * K;
+      const auto head = [=](auto* p) { return mat(p + off, T, K, HK); };
+      fn(head, (size_t(b) * s.heads + h) * T * T);
+    }
+  }
+}
+
+// The causal block of X Y^T for rows [r0, r1): A[r0:r1, 0:r1] = X[r0:r1] Y[0:r1]^T.
+template <class AMat, class XMat, class YMat>
+void causal_block_product(AMat& A, const XMat& X, const YMat& Y, int r0, int r1) {
+  A.block(r0, 0, r1 - r0, r1).noalias() = X.middleRows(r0, r1 - r0) * Y.topRows(r1).transpose();
 }
 
 // Zeroes the strictly upper part of the diagonal block rows [r0, r1), columns [r0, r1).

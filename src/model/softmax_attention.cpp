@@ -16,32 +16,26 @@ size_t softmax_attention_cache_size(const AttentionShape& s) {
 template <class S>
 void softmax_attention_forward(const AttentionShape& s, const S* q, const S* k, const S* v,
                                S* cache, S* out) {
-  const int T = s.seq_len, K = s.key_size, HK = s.width();
-  const S scale = S(1) / std::sqrt(S(K));
-  for (int b = 0; b < s.batch; ++b) {
-    const size_t row0 = size_t(b) * T * HK;
-    for (int h = 0; h < s.heads; ++h) {
-      const size_t off = row0 + size_t(h) * K;
-      auto Q = mat(q + off, T, K, HK);
-      auto Kh = mat(k + off, T, K, HK);
-      auto V = mat(v + off, T, K, HK);
-      S* p = cache + (size_t(b) * s.heads + h) * T * T;
-      auto P = mat(p, T, T);
-      for_each_row_block(T, [&](int r0, int r1) {
-        P.block(r0, 0, r1 - r0, r1).noalias() =
-            (Q.middleRows(r0, r1 - r0) * Kh.topRows(r1).transpose()) * scale;
-        for (int t = r0; t < r1; ++t) {
-          // Eigen's vectorised exp over the causal part of the row.
-          Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>> row(p + size_t(t) * T, t + 1);
-          row = (row - row.maxCoeff()).exp();
-          row *= S(1) / row.sum();
-        }
-        zero_above_diagonal(P, r0, r1);
-      });
-      auto O = mat(out + off, T, K, HK);
-      causal_times(P, V, O, T);
-    }
-  }
+  const int T = s.seq_len;
+  const S scale = S(1) / std::sqrt(S(s.key_size));
+  for_each_head(s, [&](auto head, size_t attn) {
+    const auto Q = head(q), Kh = head(k), V = head(v);
+    auto O = head(out);
+    S* p = cache + attn;
+    auto P = mat(p, T, T);
+    for_each_row_block(T, [&](int r0, int r1) {
+      causal_block_product(P, Q, Kh, r0, r1);
+      for (int t = r0; t < r1; ++t) {
+        // Eigen's vectorised exp over the causal part of the row.
+        Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>> row(p + size_t(t) * T, t + 1);
+        row *= scale;
+        row = (row - row.maxCoeff()).exp();
+        row *= S(1) / row.sum();
+      }
+      zero_above_diagonal(P, r0, r1);
+    });
+    causal_times(P, V, O, T);
+  });
 }
 
 // Differentiates out = P V, P = softmax(Z), Z = Q K^T / sqrt(K):
@@ -50,39 +44,29 @@ void softmax_attention_forward(const AttentionShape& s, const S* q, const S* k, 
 template <class S>
 void softmax_attention_backward(const AttentionShape& s, const S* q, const S* k, const S* v,
                                 const S* cache, const S* d_out, S* dq, S* dk, S* dv, S* scratch) {
-  const int T = s.seq_len, K = s.key_size, HK = s.width();
-  const S scale = S(1) / std::sqrt(S(K));
+  const int T = s.seq_len;
+  const S scale = S(1) / std::sqrt(S(s.key_size));
   auto dZ = mat(scratch, T, T);
-  for (int b = 0; b < s.batch; ++b) {
-    const size_t row0 = size_t(b) * T * HK;
-    for (int h = 0; h < s.heads; ++h) {
-      const size_t off = row0 + size_t(h) * K;
-      auto Q = mat(q + off, T, K, HK);
-      auto Kh = mat(k + off, T, K, HK);
-      auto V = mat(v + off, T, K, HK);
-      const S* p = cache + (size_t(b) * s.heads + h) * T * T;
-      auto P = mat(p, T, T);
-      auto dO = mat(d_out + off, T, K, HK);
-      auto dQ = mat(dq + off, T, K, HK);
-      auto dK = mat(dk + off, T, K, HK);
-      auto dV = mat(dv + off, T, K, HK);
-      causal_transpose_times(P, dO, dV, T);
-      for_each_row_block(T, [&](int r0, int r1) {
-        dZ.block(r0, 0, r1 - r0, r1).noalias() =
-            dO.middleRows(r0, r1 - r0) * V.topRows(r1).transpose();
-        for (int t = r0; t < r1; ++t) {
-          const S* prow = p + size_t(t) * T;
-          S* drow = scratch + size_t(t) * T;
-          S dot = 0;
-          for (int i = 0; i <= t; ++i) dot += prow[i] * drow[i];
-          for (int i = 0; i <= t; ++i) drow[i] = prow[i] * (drow[i] - dot) * scale;
-        }
-        zero_above_diagonal(dZ, r0, r1);
-      });
-      causal_times(dZ, Kh, dQ, T);
-      causal_transpose_times(dZ, Q, dK, T);
-    }
-  }
+  for_each_head(s, [&](auto head, size_t attn) {
+    const auto Q = head(q), Kh = head(k), V = head(v), dO = head(d_out);
+    auto dQ = head(dq), dK = head(dk), dV = head(dv);
+    const S* p = cache + attn;
+    const auto P = mat(p, T, T);
+    causal_transpose_times(P, dO, dV, T);
+    for_each_row_block(T, [&](int r0, int r1) {
+      causal_block_product(dZ, dO, V, r0, r1);
+      for (int t = r0; t < r1; ++t) {
+        const S* prow = p + size_t(t) * T;
+        S* drow = scratch + size_t(t) * T;
+        S dot = 0;
+        for (int i = 0; i <= t; ++i) dot += prow[i] * drow[i];
+        for (int i = 0; i <= t; ++i) drow[i] = prow[i] * (drow[i] - dot) * scale;
+      }
+      zero_above_diagonal(dZ, r0, r1);
+    });
+    causal_times(dZ, Kh, dQ, T);
+    causal_transpose_times(dZ, Q, dK, T);
+  });
 }
 
 #define MESALAB_INSTANTIATE(S)                                                                     \
