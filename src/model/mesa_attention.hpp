@@ -14,6 +14,9 @@
 // parametrisation; it is checked instead: lambda_h <= 0 (or non-finite), and a recursion whose
 // 1 + x^T R x is <= 0 or non-finite, throw a runtime mesalab::Error naming the head and the
 // time step (the caller adds layer and training step and keeps the last good checkpoint).
+// The transformer can instead store theta with lambda = softplus(theta), positive by
+// construction (ModelConfig::mesa_lambda_softplus, config model.mesa_lambda_param); it then
+// passes the effective lambdas here and chains d lambda into d theta.
 //
 // Backward: hand-written. The forward stores every R_t in the cache (T K^2 values per
 // sequence and head) and the backward applies them, dq_t = R_t dp_t; the dependence of R_t
