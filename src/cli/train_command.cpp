@@ -14,6 +14,7 @@ struct TrainArgs {
   bool force = false;
   bool quiet = false;
   bool json = false;
+  bool detect_anomaly = false;
 };
 
 // When resuming, only the length of the run and the thread count may change.
@@ -30,6 +31,7 @@ int run_train(const TrainArgs& a) {
   RunConfig cfg;
   TrainOptions options;
   options.progress = !a.quiet;
+  options.detect_anomaly = a.detect_anomaly;
   if (!a.resume.empty()) {
     if (!a.config.file.empty())
       fail("--config cannot be combined with --resume (the run has its config)");
@@ -66,6 +68,8 @@ Command add_train_command(CLI::App& root) {
   app->add_flag("--force", args->force, "start afresh even if the run directory exists");
   app->add_flag("--quiet", args->quiet, "no progress line");
   app->add_flag("--json", args->json, "print the result as JSON");
+  app->add_flag("--detect-anomaly", args->detect_anomaly,
+                "check every layer's outputs and gradients for NaN/inf (slower)");
   return {app, [args] { return run_train(*args); }};
 }
 

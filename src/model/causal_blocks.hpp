@@ -2,7 +2,9 @@
 // Causal (lower-triangular) products done block by block, so the zero upper triangle of
 // the T x T attention matrix is (mostly) never computed. Rows are cut into blocks of
 // kCausalBlock; for the row block [r0, r1) only columns [0, r1) can be non-zero.
-// Shared by the linear and softmax attention kernels.
+// Shared by the linear and softmax attention kernels. For finite inputs this equals the
+// exact triangle; a NaN/inf at token i can leak (as 0 * inf) into earlier tokens of the
+// same 16-row block, which only matters for locating the first bad value.
 #include <algorithm>
 
 #include "core/eigen_maps.hpp"

@@ -180,6 +180,17 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
   const size_t maxNE = size_t(ws.max_batch) * T * E, maxNHK = size_t(ws.max_batch) * T * HK;
   const S clip = S(config_.clip_act);
   const AttentionShape s = shape(batch, T);
+  // --detect-anomaly: every layer's outputs (forward) and gradients (backward) must be finite.
+  const auto check_finite = [&](const S* values, size_t width, int l, const char* tensor) {
+    if (!config_.detect_anomaly) return;
+    const size_t n = N * width, i = first_non_finite(values, n);
+    if (i != n)
+      fail_runtime(
+          "layer {} ({}): non-finite value in {} (sequence {} of the chunk, token {}, "
+          "channel {})",
+          l, mixer_name(config_.mixers[size_t(l)]), tensor, i / width / T, (i / width) % T,
+          i % width);
+  };
 
   std::copy(tokens, tokens + NE, ws.x.data());
   for (int l = 0; l < L; ++l) {
@@ -203,9 +214,11 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
     }
+    check_finite(mixed, HK, l, "the mixer output");
     auto Y = mat(y, N, E);
     Y.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
     Y += X;
+    check_finite(y, E, l, "the residual stream");
     for (size_t i = 0; i < NE; ++i) x_next[i] = clip > 0 ? std::clamp(y[i], -clip, clip) : y[i];
   }
 
@@ -271,7 +284,9 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
       auto dP = mat(d_proj[j], N, HK);
       mat(grads + w_off[j], E, HK).noalias() += X.transpose() * dP;
       dX.noalias() += dP * mat(params + w_off[j], E, HK).transpose();
+      check_finite(d_proj[j], HK, l, "the gradient of the q/k/v projection");
     }
+    check_finite(dx, E, l, "the gradient of the layer input");
   }
   if (grad_tokens) std::copy(dx, dx + NE, grad_tokens);
   return total;

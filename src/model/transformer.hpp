@@ -34,6 +34,9 @@ struct ModelConfig {
   // which keeps it positive by construction (tensor "layers.<l>.lambdas_softplus").
   bool mesa_lambda_softplus = false;
   MesaOptions mesa;
+  // Debugging aid, not part of the model: check every layer's output and gradient for
+  // NaN/inf and name the first one found (costs one pass over the activations).
+  bool detect_anomaly = false;
 
   int layers() const { return int(mixers.size()); }
   void validate() const;  // throws Error naming the offending field

@@ -62,6 +62,10 @@ TrainState load_checkpoint(const std::filesystem::path& path, const Transformer&
     }
   }
   const std::vector<double> acc = file.get_f64("train.loss_accumulator", {2});
+  // The count is stored as a double; converting an out-of-range or NaN double is undefined.
+  if (!(acc[1] >= 0.0 && acc[1] <= 9.007199254740992e15 && acc[1] == double(int64_t(acc[1]))))
+    fail("{}: tensor 'train.loss_accumulator' holds an invalid step count {}", path.string(),
+         acc[1]);
   state.train_loss_sum = acc[0];
   state.train_loss_count = int64_t(acc[1]);
   return state;

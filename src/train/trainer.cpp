@@ -55,7 +55,9 @@ static std::string first_bad_tensor(const Transformer& model, const float* grads
 
 TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOptions& options) {
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
-  const Transformer model(cfg.model);
+  ModelConfig model_config = cfg.model;
+  model_config.detect_anomaly = options.detect_anomaly;
+  const Transformer model(model_config);
   const fs::path ckpt_dir = run_dir / "ckpt", metrics_path = run_dir / "metrics.jsonl";
 
   TrainState state;

@@ -14,9 +14,10 @@
 namespace mesalab {
 
 struct TrainOptions {
-  bool resume = false;   // continue from run_dir/ckpt/latest.safetensors
-  bool force = false;    // start afresh even if run_dir exists (its old files are replaced)
-  bool progress = true;  // progress line on stderr
+  bool resume = false;          // continue from run_dir/ckpt/latest.safetensors
+  bool force = false;           // start afresh even if run_dir exists (its old files are replaced)
+  bool progress = true;         // progress line on stderr
+  bool detect_anomaly = false;  // check every layer's outputs and gradients for NaN/inf
 };
 
 struct TrainResult {

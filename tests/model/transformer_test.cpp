@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/error.hpp"
 
 namespace mesalab {
@@ -28,6 +30,41 @@ TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
     EXPECT_NE(msg.find("layer 1 (mesa)"), std::string::npos) << msg;
     EXPECT_NE(msg.find("head 1"), std::string::npos) << msg;
     EXPECT_EQ(e.exit_code(), 1) << msg;
+  }
+}
+
+TEST(Transformer, DetectAnomalyNamesTheLayerTensorAndToken) {
+  ModelConfig cfg;
+  cfg.data_dim = 2;
+  cfg.embed_dim = 8;
+  cfg.heads = 2;
+  cfg.key_size = 3;
+  cfg.mixers = {MixerKind::Linear, MixerKind::Softmax};
+  cfg.init_std = 0.3;
+  std::vector<double> tokens(2 * 5 * 8, 0.1), labels(2 * 5 * 2, 0.0);
+  // Sequence 1, token 3. (The masked products multiply a NaN by an exact 0 inside a
+  // diagonal block, so the reported token may be an earlier one of the same block.)
+  tokens[(1 * 5 + 3) * 8 + 4] = NAN;
+  for (bool detect : {false, true}) {
+    cfg.detect_anomaly = detect;
+    const Transformer model(cfg);
+    std::vector<double> params(model.num_params());
+    model.init_params(params.data(), 2);
+    auto ws = model.make_workspace<double>(2, 5);
+    if (!detect) {
+      EXPECT_TRUE(
+          std::isnan(model.run<double>(params.data(), tokens.data(), labels.data(), 2, ws)));
+      continue;
+    }
+    try {
+      model.run<double>(params.data(), tokens.data(), labels.data(), 2, ws);
+      FAIL() << "expected an anomaly";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("layer 0 (lsa)"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("mixer output"), std::string::npos) << msg;
+      EXPECT_NE(msg.find("sequence 1"), std::string::npos) << msg;
+    }
   }
 }
 
