@@ -1,0 +1,12 @@
+// libFuzzer target: the JSON config loader and --set overrides (see fuzz/fuzz_checks.hpp).
+//   scripts/fuzz config 1000000
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include "fuzz_checks.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  mesalab::fuzz::check_config_input(std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
