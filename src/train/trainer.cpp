@@ -46,6 +46,18 @@ static void truncate_metrics(const fs::path& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
+// A write killed between temp file and rename leaves "<name>.tmp.<pid>" behind; nothing
+// reads those, so they are removed when a run (re)starts.
+static void remove_stale_temp_files(const fs::path& run_dir) {
+  for (const fs::path& dir : {run_dir, run_dir / "ckpt"}) {
+    if (!fs::is_directory(dir)) continue;
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_regular_file() &&
+          entry.path().filename().string().find(".tmp.") != std::string::npos)
+        fs::remove(entry.path());
+  }
+}
+
 // Names the first non-finite gradient tensor, or returns "" if all are finite.
 static std::string first_bad_tensor(const Transformer& model, const float* grads) {
   for (const auto& spec : model.layout().specs())
@@ -62,6 +74,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
 
   TrainState state;
   if (options.resume) {
+    remove_stale_temp_files(run_dir);
     if (!fs::exists(latest_checkpoint_path(run_dir)))
       fail("cannot resume '{}': no checkpoint at {}", run_dir.string(),
            latest_checkpoint_path(run_dir).string());
@@ -74,6 +87,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
           "it afresh)",
           run_dir.string());
     if (fs::exists(run_dir)) {
+      remove_stale_temp_files(run_dir);
       fs::remove_all(ckpt_dir);
       fs::remove(metrics_path);
     }

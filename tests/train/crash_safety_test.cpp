@@ -208,6 +208,7 @@ TEST(CrashSafety, KilledAndResumedRunEqualsUninterruptedRun) {
       resumable ? std::vector<std::string>{"train", "--quiet", "--resume", dir.string()}
                 : train_args(runs, fs::exists(dir));
   ASSERT_EQ(wait_for(spawn(finish, log)).code, 0) << read_file(log);
+  EXPECT_TRUE(temp_files(dir).empty()) << "a resumed or restarted run removes stale temp files";
 
   std::cout << "[   info   ] reference run " << reference_seconds << " s; " << kills << " kills, "
             << finished_before_kill << " runs finished before their kill, " << restarts_from_scratch
