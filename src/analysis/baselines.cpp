@@ -74,13 +74,14 @@ std::vector<double> copy_predictor_curve(const double* states, int batch, int se
 // pred_t = C_t (A_t + ridge I)^{-1} s_t, with A and C as running sums: O(D^3) per step instead
 // of re-solving the stacked t-1 pair system from scratch.
 std::vector<double> least_squares_curve(const double* states, int batch, int seq_len, int dim,
-                                        double ridge) {
+                                        double ridge, bool include_latest_pair) {
   check_shape("least_squares_curve", batch, seq_len, dim);
   if (!(ridge > 0.0) || !std::isfinite(ridge)) {
     fail("least_squares_curve: ridge must be finite and > 0, got {}", ridge);
   }
   return per_step_curve(
-      states, batch, seq_len, dim, [seq_len, dim, ridge](const ConstSeq& seq, double* err) {
+      states, batch, seq_len, dim,
+      [seq_len, dim, ridge, include_latest_pair](const ConstSeq& seq, double* err) {
         Eigen::MatrixXd a = Eigen::MatrixXd::Zero(dim, dim);
         Eigen::MatrixXd c = Eigen::MatrixXd::Zero(dim, dim);
         Eigen::MatrixXd reg(dim, dim);
@@ -88,17 +89,21 @@ std::vector<double> least_squares_curve(const double* states, int batch, int seq
         Eigen::VectorXd pred(dim);
         Eigen::LLT<Eigen::MatrixXd> llt(dim);
         const Eigen::MatrixXd ridge_eye = ridge * Eigen::MatrixXd::Identity(dim, dim);
+        // Row k holds s_{k+1}; at step k the pairs (row i, row i+1) for i < k - lag are used.
+        const int lag = include_latest_pair ? 0 : 1;
         for (int k = 0; k < seq_len; ++k) {
-          const auto s_t = seq.row(k).transpose();
-          const auto s_next = seq.row(k + 1).transpose();
+          const int newest = k - 1 - lag;
+          if (newest >= 0) {
+            const auto s_i = seq.row(newest).transpose();
+            a.noalias() += s_i * s_i.transpose();
+            c.noalias() += seq.row(newest + 1).transpose() * s_i.transpose();
+          }
           // A + ridge I is symmetric positive definite for ridge > 0, so Cholesky applies.
           reg = a + ridge_eye;
           llt.compute(reg);
-          x = llt.solve(s_t);
+          x = llt.solve(seq.row(k).transpose());
           pred.noalias() = c * x;
-          err[k] = (pred - s_next).squaredNorm();
-          a.noalias() += s_t * s_t.transpose();
-          c.noalias() += s_next * s_t.transpose();
+          err[k] = (pred - seq.row(k + 1).transpose()).squaredNorm();
         }
       });
 }
@@ -170,15 +175,18 @@ BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int tes
   report.curves = {{"zero", std::vector<double>(t_len, 0.0)},
                    {"copy", std::vector<double>(t_len, 0.0)},
                    {"least_squares", std::vector<double>(t_len, 0.0)},
+                   {"least_squares_all_pairs", std::vector<double>(t_len, 0.0)},
                    {"gd1", std::vector<double>(t_len, 0.0)}};
   for (int step = 0; step < test_batches; ++step) {
     const std::vector<double> states =
         sample_linear_states(cfg, seed, RngPurpose::TestData, uint64_t(step), batch_size);
     const double* s = states.data();
-    const std::vector<double> batch_curves[] = {zero_predictor_curve(s, batch_size, t_len, d),
-                                                copy_predictor_curve(s, batch_size, t_len, d),
-                                                least_squares_curve(s, batch_size, t_len, d, ridge),
-                                                gd1_curve(s, batch_size, t_len, d, report.gd_eta)};
+    const std::vector<double> batch_curves[] = {
+        zero_predictor_curve(s, batch_size, t_len, d),
+        copy_predictor_curve(s, batch_size, t_len, d),
+        least_squares_curve(s, batch_size, t_len, d, ridge),
+        least_squares_curve(s, batch_size, t_len, d, ridge, true),
+        gd1_curve(s, batch_size, t_len, d, report.gd_eta)};
     for (size_t i = 0; i < report.curves.size(); ++i) {
       for (int t = 0; t < t_len; ++t) report.curves[i].second[t] += batch_curves[i][t];
     }

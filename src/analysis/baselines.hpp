@@ -20,11 +20,15 @@ std::vector<double> zero_predictor_curve(const double* states, int batch, int se
 // pred_t = s_t.
 std::vector<double> copy_predictor_curve(const double* states, int batch, int seq_len, int dim);
 
-// pred_t = W_t s_t with W_t = argmin_W sum_{i<t} |s_{i+1} - W s_i|^2 + ridge |W|_F^2
-//        = C_t (A_t + ridge I)^{-1},  A_t = sum_{i<t} s_i s_i^T,  C_t = sum_{i<t} s_{i+1} s_i^T.
-// At t = 1 no pair has been seen: A = C = 0, so the prediction is 0. Requires ridge > 0.
+// pred_t = W_t s_t with W_t = argmin_W sum_{i<m} |s_{i+1} - W s_i|^2 + ridge |W|_F^2
+//        = C_t (A_t + ridge I)^{-1},  A_t = sum_{i<m} s_i s_i^T,  C_t = sum_{i<m} s_{i+1} s_i^T,
+// with m = t when include_latest_pair (every pair seen so far, up to (s_{t-1}, s_t), as
+// SPEC.md's formula reads), and m = t - 1 otherwise: the official code's
+// LeastSquaresSequenceSolver regresses on [0, s_1..s_{t-1}] -> [s_1..s_t] rows < t, which
+// leaves out the latest pair (s_{t-1}, s_t); that is the variant behind SPEC's reference
+// value 0.2085 ("code wins"). With no pairs the prediction is 0. Requires ridge > 0.
 std::vector<double> least_squares_curve(const double* states, int batch, int seq_len, int dim,
-                                        double ridge = 1e-3);
+                                        double ridge = 1e-3, bool include_latest_pair = false);
 
 // One gradient step from W_0 = 0 on L(W) = 1/2 sum_{i<t} |s_{i+1} - W s_i|^2:
 // W_t = -eta grad L(0) = eta C_t,  pred_t = eta C_t s_t.
@@ -41,7 +45,8 @@ double curve_mean(const std::vector<double>& curve);
 
 struct BaselineReport {
   double gd_eta = 0.0;
-  // (name, per-t curve) in the order zero, copy, least_squares, gd1.
+  // (name, per-t curve) in the order zero, copy, least_squares (official, latest pair left
+  // out), least_squares_all_pairs, gd1.
   std::vector<std::pair<std::string, std::vector<double>>> curves;
 };
 
