@@ -24,7 +24,7 @@ Command add_baselines_command(CLI::App& root) {
                        cfg.data.seq_len, cfg.train.test_batches, cfg.train.test_batch_size,
                        cfg.train.seed);
             for (const auto& [name, curve] : r.curves)
-              fmt::print("  {:<14} {:.5f}\n", name, curve_mean(curve));
+              fmt::print("  {:<24} {:.5f}\n", name, curve_mean(curve));
             fmt::print("  GD-1 eta tuned on held-out sequences: {:.5f}\n", r.gd_eta);
             return 0;
           }};

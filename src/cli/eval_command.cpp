@@ -55,7 +55,7 @@ int run_eval(const EvalArgs& a) {
   }
   fmt::print("{} (step {}): mean per-step test loss over t = 1..{}\n", ckpt.string(), state.step,
              curve.size());
-  for (const auto& [name, values] : columns) fmt::print("  {:<14} {:.5f}\n", name, mean_of(values));
+  for (const auto& [name, values] : columns) fmt::print("  {:<24} {:.5f}\n", name, mean_of(values));
   fmt::print("  (GD-1 eta tuned on held-out sequences: {:.5f})\nper-t curves: {}/eval.csv\n",
              baselines.gd_eta, a.run_dir);
   return 0;
