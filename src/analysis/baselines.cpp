@@ -148,13 +148,6 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim) {
   return num / den;
 }
 
-double curve_mean(const std::vector<double>& curve) {
-  if (curve.empty()) return 0.0;
-  double sum = 0.0;
-  for (double v : curve) sum += v;
-  return sum / double(curve.size());
-}
-
 BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int test_batches,
                              int batch_size, double ridge) {
   validate(cfg);

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/stats.hpp"
 #include "data/linear_sequences.hpp"
 
 namespace mesalab {
@@ -39,9 +40,6 @@ std::vector<double> gd1_curve(const double* states, int batch, int seq_len, int 
 //   mean_t loss_t(eta) = 1/(2BT) sum_{b,t} (eta^2 |g|^2 - 2 eta g.y + |y|^2),
 // so the minimiser is eta* = sum_{b,t} g.y / sum_{b,t} |g|^2 (no grid or line search needed).
 double tune_gd_eta(const double* states, int batch, int seq_len, int dim);
-
-// Mean of a per-step curve over t (the scalar the paper's tables report).
-double curve_mean(const std::vector<double>& curve);
 
 struct BaselineReport {
   double gd_eta = 0.0;

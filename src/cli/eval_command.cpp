@@ -46,7 +46,7 @@ int run_eval(const EvalArgs& a) {
   nlohmann::json report = baseline_report_json(baselines);
   report["checkpoint"] = ckpt.string();
   report["step"] = state.step;
-  report["model"] = {{"mean", mean_of(curve)}, {"per_t", curve}};
+  report["model"] = {{"mean", curve_mean(curve)}, {"per_t", curve}};
   write_file_atomic(std::filesystem::path(a.run_dir) / "eval.csv", csv);
   write_file_atomic(std::filesystem::path(a.run_dir) / "eval.json", report.dump(2) + "\n");
   if (a.json) {
@@ -55,7 +55,8 @@ int run_eval(const EvalArgs& a) {
   }
   fmt::print("{} (step {}): mean per-step test loss over t = 1..{}\n", ckpt.string(), state.step,
              curve.size());
-  for (const auto& [name, values] : columns) fmt::print("  {:<24} {:.5f}\n", name, mean_of(values));
+  for (const auto& [name, values] : columns)
+    fmt::print("  {:<24} {:.5f}\n", name, curve_mean(values));
   fmt::print("  (GD-1 eta tuned on held-out sequences: {:.5f})\nper-t curves: {}/eval.csv\n",
              baselines.gd_eta, a.run_dir);
   return 0;

@@ -42,10 +42,4 @@ std::vector<double> per_step_loss(BatchRunner<float>& runner, const float* param
   return curve;
 }
 
-double mean_of(const std::vector<double>& values) {
-  double sum = 0.0;
-  for (double v : values) sum += v;
-  return values.empty() ? 0.0 : sum / double(values.size());
-}
-
 }  // namespace mesalab

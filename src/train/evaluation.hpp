@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/rng.hpp"
+#include "core/stats.hpp"
 #include "data/linear_sequences.hpp"
 #include "model/batch_runner.hpp"
 
@@ -28,7 +29,5 @@ std::vector<TokenBatch> make_test_set(const LinearDataConfig& data, uint64_t see
 // averaged over the batches. runner.batch() must equal each batch's size.
 std::vector<double> per_step_loss(BatchRunner<float>& runner, const float* params,
                                   const std::vector<TokenBatch>& batches);
-
-double mean_of(const std::vector<double>& values);
 
 }  // namespace mesalab

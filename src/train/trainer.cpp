@@ -113,7 +113,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   double last_train_loss = NAN, last_test_loss = NAN;
   auto evaluate_and_log = [&](int64_t step) {
     const std::vector<double> curve = per_step_loss(test_runner, state.params.data(), test_set);
-    last_test_loss = mean_of(curve);
+    last_test_loss = curve_mean(curve);
     json line = {{"step", step},
                  {"test_loss", last_test_loss},
                  {"lr", learning_rate(cfg.optim, step)},
