@@ -9,14 +9,19 @@
 namespace mesalab {
 namespace {
 
-TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
+// D = 2, E = 8, H = 2, K = 3.
+ModelConfig tiny_config(std::vector<MixerKind> mixers) {
   ModelConfig cfg;
   cfg.data_dim = 2;
   cfg.embed_dim = 8;
   cfg.heads = 2;
   cfg.key_size = 3;
-  cfg.mixers = {MixerKind::Linear, MixerKind::Mesa};
-  const Transformer model(cfg);
+  cfg.mixers = std::move(mixers);
+  return cfg;
+}
+
+TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
+  const Transformer model(tiny_config({MixerKind::Linear, MixerKind::Mesa}));
   std::vector<double> params(model.num_params());
   model.init_params(params.data(), 1);
   params[model.layout().at("layers.1.lambdas").offset + 1] = -0.5;  // lambda must be > 0
@@ -34,12 +39,7 @@ TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
 }
 
 TEST(Transformer, DetectAnomalyNamesTheLayerTensorAndToken) {
-  ModelConfig cfg;
-  cfg.data_dim = 2;
-  cfg.embed_dim = 8;
-  cfg.heads = 2;
-  cfg.key_size = 3;
-  cfg.mixers = {MixerKind::Linear, MixerKind::Softmax};
+  ModelConfig cfg = tiny_config({MixerKind::Linear, MixerKind::Softmax});
   cfg.init_std = 0.3;
   std::vector<double> tokens(2 * 5 * 8, 0.1), labels(2 * 5 * 2, 0.0);
   // Sequence 1, token 3. (The masked products multiply a NaN by an exact 0 inside a
