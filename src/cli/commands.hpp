@@ -28,5 +28,6 @@ Command add_eval_command(CLI::App& root);
 Command add_baselines_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
 Command add_config_command(CLI::App& root);
+Command add_inspect_command(CLI::App& root);
 
 }  // namespace mesalab::cli

@@ -181,7 +181,7 @@ TEST_F(CliTest, ConfigPrintsResolvedJson) {
 }
 
 TEST_F(CliTest, HelpOnEverySubcommandExitsZero) {
-  for (const char* cmd : {"", "train", "eval", "baselines", "bench", "config"}) {
+  for (const char* cmd : {"", "train", "eval", "baselines", "bench", "config", "inspect"}) {
     const Result r = mesalab(std::string(cmd) + " --help");
     EXPECT_TRUE(r.exited) << cmd;
     EXPECT_EQ(r.code, 0) << cmd << ": " << describe(r);
@@ -224,6 +224,25 @@ TEST_F(CliTest, TinyRunSucceedsAndEvalWorks) {
   // The model's mean test loss from eval is the one train reported (same fixed test set).
   EXPECT_NEAR(ej["model"]["mean"].get<double>(), j["test_loss"].get<double>(),
               1e-9 * j["test_loss"].get<double>());
+}
+
+TEST_F(CliTest, InspectListsTensorsAndMetadata) {
+  ASSERT_EQ(train_tiny("tiny").code, 0);
+  const fs::path latest = runs_ / "tiny" / "ckpt" / "latest.safetensors";
+  Result r = mesalab("inspect '" + latest.string() + "'");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "layers.1.o")) << r.out;
+  EXPECT_TRUE(contains(r.out, "optim.v.layers.0.q")) << r.out;
+  EXPECT_TRUE(contains(r.out, "step: 3")) << r.out;
+  r = mesalab("inspect --json '" + latest.string() + "'");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["metadata"]["format_version"], "1");
+  EXPECT_EQ(j["tensors"][0]["shape"], json::array({40, 80}));
+  const fs::path junk = root_ / "junk.safetensors";
+  std::ofstream(junk) << "not a safetensors file";
+  expect_bad_input(mesalab("inspect '" + junk.string() + "'"), "junk.safetensors");
 }
 
 TEST_F(CliTest, ExistingRunDirIsNotClobbered) {
