@@ -210,6 +210,20 @@ TEST(MesaAttention, OptionsMatchDirectSolve) {
   }
 }
 
+// Gradients of sum(out * g) w.r.t. q, k, v and lambda against central differences in
+// double. `offset` is pre-loaded into d_lambdas to check that backward accumulates there.
+void expect_gradients_match(MixerCase& c, uint64_t g_seed, double offset = 0.0) {
+  const auto g = random_vector(c.size(), g_seed);
+  const Grads an = backward<double>(c, g, offset);
+  auto loss = [&] { return dot(forward<double>(c), g); };
+  EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
+  EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
+  EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
+  std::vector<double> dlam = an.dlambda;
+  for (double& x : dlam) x -= offset;
+  EXPECT_LT(rel_error(dlam, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+}
+
 // Every combination of schlag_norm, schlag_norm_targets, normalize_logits: the gradients of
 // sum(out * g) w.r.t. q, k, v and lambda agree with central differences in double.
 TEST(MesaAttention, GradientsMatchFiniteDifferences) {
@@ -218,29 +232,14 @@ TEST(MesaAttention, GradientsMatchFiniteDifferences) {
     SCOPED_TRACE("options mask " + std::to_string(mask));
     MixerCase c = random_case(shape, {0.7, 1.9}, 21 + mask);
     c.opt = {bool(mask & 1), bool(mask & 2), bool(mask & 4)};
-    const auto g = random_vector(c.size(), 99);
-    const double offset = 0.25;
-    const Grads an = backward<double>(c, g, offset);
-    auto loss = [&] { return dot(forward<double>(c), g); };
-    EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
-    EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
-    EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
-    std::vector<double> dlam = an.dlambda;
-    for (double& x : dlam) x -= offset;  // backward accumulates into d_lambdas
-    EXPECT_LT(rel_error(dlam, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+    expect_gradients_match(c, 99, 0.25);
   }
 }
 
 TEST(MesaAttention, GradientsMatchFiniteDifferencesExtremeLambda) {
   const AttentionShape shape{1, 8, 2, 3};
   MixerCase c = random_case(shape, {1e-2, 1e2}, 31);
-  const auto g = random_vector(c.size(), 98);
-  const Grads an = backward<double>(c, g);
-  auto loss = [&] { return dot(forward<double>(c), g); };
-  EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
-  EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
-  EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
-  EXPECT_LT(rel_error(an.dlambda, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+  expect_gradients_match(c, 98);
 }
 
 // K = 20 takes the compile-time specialised recursion; the tests above use the generic one.
@@ -250,13 +249,7 @@ TEST(MesaAttention, GradientsMatchFiniteDifferencesFastKeySize) {
     SCOPED_TRACE(normalize ? "normalize_logits" : "plain");
     MixerCase c = random_case(shape, {0.6}, 32);
     c.opt.normalize_logits = normalize;
-    const auto g = random_vector(c.size(), 97);
-    const Grads an = backward<double>(c, g);
-    auto loss = [&] { return dot(forward<double>(c), g); };
-    EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
-    EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
-    EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
-    EXPECT_LT(rel_error(an.dlambda, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+    expect_gradients_match(c, 97);
   }
 }
 
