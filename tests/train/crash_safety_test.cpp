@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -72,14 +73,25 @@ struct Exit {
   int code = -1;        // exit status otherwise
 };
 
-Exit wait_for(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+Exit exit_of(int status) {
   Exit e;
   e.killed = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   e.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return e;
+}
+
+Exit wait_for(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return exit_of(status);
+}
+
+// The exit of `pid` if it has ended (and is reaped now), nothing while it still runs.
+std::optional<Exit> try_wait(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) != pid) return std::nullopt;
+  return exit_of(status);
 }
 
 std::vector<std::string> train_args(const fs::path& runs_dir, bool force) {
@@ -157,11 +169,15 @@ TEST(CrashSafety, KilledAndResumedRunEqualsUninterruptedRun) {
   int kills = 0, restarts_from_scratch = 0, finished_before_kill = 0;
   std::vector<std::string> killed_pids;
   std::string history;
+  // Kills are placed by progress, not by wall-clock delay (a fixed or run-time-scaled delay
+  // is flaky: the reference may run under load and the killed runs on an idle machine, or
+  // the reverse). Each attempt waits until the checkpoint of a pseudo-random later step
+  // exists, then kills after a pseudo-random fraction of about two steps' time, so that
+  // kills land anywhere in a step, including inside checkpoint writes.
+  const double seconds_per_step = reference_seconds / 200.0;
   for (int attempt = 0; attempt < kKills; ++attempt) {
-    // 3%..20% of the uninterrupted run's duration, so that kills land while training on
-    // fast and slow (sanitizer) builds alike.
-    const double fraction = 0.03 + 0.17 * double(rng() % 1000) / 1000.0;
-    const int delay_ms = std::max(5, int(1000.0 * reference_seconds * fraction));
+    const int64_t target_step = last_step + 1 + int64_t(rng() % 20);
+    const int jitter_us = int(2e6 * seconds_per_step * double(rng() % 1000) / 1000.0);
     // Resume when there is a checkpoint; a run killed before its first checkpoint (or
     // before config.json) cannot be resumed and is started again.
     const bool resumable = fs::exists(latest) && fs::exists(dir / "config.json");
@@ -170,9 +186,15 @@ TEST(CrashSafety, KilledAndResumedRunEqualsUninterruptedRun) {
                   : train_args(runs, fs::exists(dir));
     if (!resumable && attempt > 0) ++restarts_from_scratch;
     const pid_t pid = spawn(args, log);
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
-    ::kill(pid, SIGKILL);
-    const Exit e = wait_for(pid);
+    const fs::path target = dir / "ckpt" / ("step_" + std::to_string(target_step) + ".safetensors");
+    std::optional<Exit> early_exit;
+    while (!fs::exists(target) && !(early_exit = try_wait(pid)))
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    if (!early_exit) {
+      std::this_thread::sleep_for(std::chrono::microseconds(jitter_us));
+      ::kill(pid, SIGKILL);
+    }
+    const Exit e = early_exit ? *early_exit : wait_for(pid);
     if (e.killed) {
       ++kills;
       killed_pids.push_back(std::to_string(pid));
@@ -180,8 +202,9 @@ TEST(CrashSafety, KilledAndResumedRunEqualsUninterruptedRun) {
       ASSERT_EQ(e.code, 0) << "attempt " << attempt << ": " << read_file(log);
       ++finished_before_kill;
     }
-    SCOPED_TRACE("after kill " + std::to_string(attempt) + " at " + std::to_string(delay_ms) +
-                 " ms");
+    const std::string delay_text =
+        "step " + std::to_string(target_step) + "+" + std::to_string(jitter_us) + "us";
+    SCOPED_TRACE("after kill " + std::to_string(attempt) + " at " + delay_text);
 
     // The run directory stays loadable: the latest checkpoint (if any) loads completely,
     // and never goes back in time.
@@ -192,7 +215,7 @@ TEST(CrashSafety, KilledAndResumedRunEqualsUninterruptedRun) {
       last_step = state.step;
       ASSERT_NO_THROW(checkpoint_config(latest));
     }
-    history += " " + std::to_string(delay_ms) + "ms->step " + std::to_string(last_step) + ";";
+    history += " " + delay_text + "->step " + std::to_string(last_step) + ";";
     if (fs::exists(dir / "config.json")) {
       ASSERT_NO_THROW(make_run_config(json::parse(read_file(dir / "config.json")), {}));
     }
