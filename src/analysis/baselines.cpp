@@ -148,7 +148,7 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim) {
   return num / den;
 }
 
-BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int test_batches,
+BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches,
                              int batch_size, double ridge) {
   validate(cfg);
   if (test_batches < 1) fail("run_baselines: test_batches must be >= 1, got {}", test_batches);
@@ -161,7 +161,7 @@ BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int tes
   // The tuning sequences come from their own stream purpose, so eta never sees the test set.
   constexpr int kTuningBatch = 512;
   const std::vector<double> tuning =
-      sample_linear_states(cfg, seed, RngPurpose::Tuning, 0, kTuningBatch);
+      sample_states(cfg, seed, RngPurpose::Tuning, 0, kTuningBatch);
 
   BaselineReport report;
   report.gd_eta = tune_gd_eta(tuning.data(), kTuningBatch, t_len, d);
@@ -172,7 +172,7 @@ BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int tes
                    {"gd1", std::vector<double>(t_len, 0.0)}};
   for (int step = 0; step < test_batches; ++step) {
     const std::vector<double> states =
-        sample_linear_states(cfg, seed, RngPurpose::TestData, uint64_t(step), batch_size);
+        sample_states(cfg, seed, RngPurpose::TestData, uint64_t(step), batch_size);
     const double* s = states.data();
     const std::vector<double> batch_curves[] = {
         zero_predictor_curve(s, batch_size, t_len, d),

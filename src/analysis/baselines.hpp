@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/stats.hpp"
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 
 namespace mesalab {
 
@@ -51,7 +51,7 @@ struct BaselineReport {
 // Tunes eta on one held-out batch of 512 sequences (RngPurpose::Tuning, step 0), then averages
 // each baseline's per-t curve over the test set: batches step = 0..test_batches-1 of
 // RngPurpose::TestData with this seed.
-BaselineReport run_baselines(const LinearDataConfig& cfg, uint64_t seed, int test_batches,
+BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches,
                              int batch_size, double ridge = 1e-3);
 
 // {"gd_eta": eta, "baselines": [{"name", "mean_loss", "curve": [T values]}, ...]}.

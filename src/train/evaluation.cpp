@@ -5,13 +5,13 @@
 
 namespace mesalab {
 
-TokenBatch make_token_batch(const LinearDataConfig& data, uint64_t seed, RngPurpose purpose,
+TokenBatch make_token_batch(const DataConfig& data, uint64_t seed, RngPurpose purpose,
                             uint64_t step, int batch) {
   TokenBatch b;
   b.batch = batch;
   b.seq_len = data.seq_len;
   b.dim = data.dim;
-  b.states = sample_linear_states(data, seed, purpose, step, batch);
+  b.states = sample_states(data, seed, purpose, step, batch);
   b.tokens.resize(size_t(batch) * data.seq_len * 4 * data.dim);
   b.labels.resize(size_t(batch) * data.seq_len * data.dim);
   build_constructed_tokens(b.states.data(), batch, data.seq_len, data.dim, b.tokens.data(),
@@ -19,7 +19,7 @@ TokenBatch make_token_batch(const LinearDataConfig& data, uint64_t seed, RngPurp
   return b;
 }
 
-std::vector<TokenBatch> make_test_set(const LinearDataConfig& data, uint64_t seed, int count,
+std::vector<TokenBatch> make_test_set(const DataConfig& data, uint64_t seed, int count,
                                       int batch) {
   std::vector<TokenBatch> set;
   for (int i = 0; i < count; ++i)

@@ -5,7 +5,7 @@
 
 #include "core/rng.hpp"
 #include "core/stats.hpp"
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 #include "model/batch_runner.hpp"
 
 namespace mesalab {
@@ -18,11 +18,11 @@ struct TokenBatch {
 };
 
 // The batch of sequences drawn for (seed, purpose, step), as constructed tokens.
-TokenBatch make_token_batch(const LinearDataConfig& data, uint64_t seed, RngPurpose purpose,
+TokenBatch make_token_batch(const DataConfig& data, uint64_t seed, RngPurpose purpose,
                             uint64_t step, int batch);
 
 // The fixed test set: batches step = 0..count-1 of RngPurpose::TestData.
-std::vector<TokenBatch> make_test_set(const LinearDataConfig& data, uint64_t seed, int count,
+std::vector<TokenBatch> make_test_set(const DataConfig& data, uint64_t seed, int count,
                                       int batch);
 
 // loss_t = sum over sequences and channels of (pred_t - s_{t+1})^2 / (2B), t = 1..T,

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 #include "io/config.hpp"
 #include "model/transformer.hpp"
 #include "train/optimizer.hpp"
@@ -29,7 +29,7 @@ struct TrainSettings {
 struct RunConfig {
   std::string name;
   ModelConfig model;
-  LinearDataConfig data;
+  DataConfig data;
   OptimConfig optim;
   TrainSettings train;
   nlohmann::json resolved;  // the full nested config, defaults filled in

@@ -99,7 +99,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   }
   write_file_atomic(run_config_path(run_dir), cfg.resolved.dump(2) + "\n");
 
-  const LinearDataConfig& data = cfg.data;
+  const DataConfig& data = cfg.data;
   BatchRunner<float> train_runner(model, cfg.train.batch_size, data.seq_len);
   BatchRunner<float> test_runner(model, cfg.train.test_batch_size, data.seq_len);
   const std::vector<TokenBatch> test_set =

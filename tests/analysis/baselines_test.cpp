@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 
 namespace mesalab {
 namespace {
@@ -20,7 +20,7 @@ constexpr int kT = 50;
 constexpr int kD = 10;
 
 std::vector<double> test_states(int batch, uint64_t seed = 21) {
-  return sample_linear_states(LinearDataConfig{}, seed, RngPurpose::TestData, 0, batch);
+  return sample_states(DataConfig{}, seed, RngPurpose::TestData, 0, batch);
 }
 
 Eigen::Map<const RowMatrix> sequence(const std::vector<double>& states, int b) {
@@ -155,7 +155,7 @@ TEST(Baselines, CurvesDoNotDependOnThreadCount) {
 // for t <= D the fit knows W only on span{s_1..s_{t-1}}, so the error is ~(D - t + 1)/D |s|^2
 // and the mean over t is 5.5 * (5/3) / 50 = 0.183, plus noise terms of ~0.002.
 TEST(Baselines, ReproducesReferenceFigures) {
-  const BaselineReport report = run_baselines(LinearDataConfig{}, 0, 5, 256, 1e-3);
+  const BaselineReport report = run_baselines(DataConfig{}, 0, 5, 256, 1e-3);
   ASSERT_EQ(report.curves.size(), 5u);
   const auto mean_of = [&](const std::string& name) -> double {
     for (const auto& [n, curve] : report.curves) {
@@ -187,7 +187,7 @@ TEST(Baselines, ReproducesReferenceFigures) {
 }
 
 TEST(Baselines, ReportJson) {
-  LinearDataConfig cfg;
+  DataConfig cfg;
   cfg.seq_len = 8;
   const BaselineReport report = run_baselines(cfg, 1, 2, 16, 1e-3);
   const nlohmann::json j = baseline_report_json(report);
@@ -210,7 +210,7 @@ TEST(Baselines, RejectsBadInput) {
   EXPECT_THROW(zero_predictor_curve(states.data(), 0, kT, kD), Error);
   // With T = 1 the GD-1 prediction is identically zero and eta is undetermined.
   EXPECT_THROW(tune_gd_eta(states.data(), 1, 1, kD), Error);
-  EXPECT_THROW(run_baselines(LinearDataConfig{}, 0, 0, 16, 1e-3), Error);
+  EXPECT_THROW(run_baselines(DataConfig{}, 0, 0, 16, 1e-3), Error);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 
 namespace mesalab {
 namespace {
@@ -49,9 +49,9 @@ TEST(ConstructedTokens, LayoutDouble) { check_layout<double>(); }
 TEST(ConstructedTokens, LayoutFloat) { check_layout<float>(); }
 
 TEST(ConstructedTokens, FloatIsRoundedDouble) {
-  const LinearDataConfig cfg;
+  const DataConfig cfg;
   constexpr int kBatch = 3;
-  const std::vector<double> states = sample_linear_states(cfg, 1, RngPurpose::TrainData, 0, kBatch);
+  const std::vector<double> states = sample_states(cfg, 1, RngPurpose::TrainData, 0, kBatch);
   const size_t nt = size_t(kBatch) * cfg.seq_len;
   std::vector<double> tok_d(nt * 4 * cfg.dim), lab_d(nt * cfg.dim);
   std::vector<float> tok_f(tok_d.size()), lab_f(lab_d.size());

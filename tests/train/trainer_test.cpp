@@ -194,7 +194,7 @@ TEST(Trainer, OneMesaLayerBeatsTunedGdOneInAShortRun) {
                 "optim.warmup_steps=20", "optim.decay_steps=200", "optim.lr=0.003"});
   const TrainResult r = train(cfg, dir / "run", quiet);
   const auto test = make_test_set(cfg.data, cfg.train.seed, 1, 64);
-  const auto tuning = sample_linear_states(cfg.data, cfg.train.seed, RngPurpose::Tuning, 0, 512);
+  const auto tuning = sample_states(cfg.data, cfg.train.seed, RngPurpose::Tuning, 0, 512);
   const double eta = tune_gd_eta(tuning.data(), 512, 50, 10);
   const double gd1 = curve_mean(gd1_curve(test[0].states.data(), 64, 50, 10, eta));
   EXPECT_GT(gd1, 0.8);

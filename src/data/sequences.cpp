@@ -1,4 +1,4 @@
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -12,7 +12,7 @@ namespace {
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 }  // namespace
 
-void validate(const LinearDataConfig& cfg) {
+void validate(const DataConfig& cfg) {
   if (cfg.dim < 1) fail("data.dim must be >= 1, got {}", cfg.dim);
   if (cfg.seq_len < 1) fail("data.seq_len must be >= 1, got {}", cfg.seq_len);
   if (!(cfg.noise_std >= 0.0) || !std::isfinite(cfg.noise_std)) {
@@ -42,7 +42,7 @@ void sample_haar_orthogonal(int dim, Rng& rng, double* w) {
 }
 
 // s_1 ~ U[-r, r]^D,  s_{k+1} = clip(W s_k + sigma * n_k, -c, c).
-void sample_linear_sequence(const LinearDataConfig& cfg, Rng& rng, double* states, double* w_out) {
+void sample_linear_sequence(const DataConfig& cfg, Rng& rng, double* states, double* w_out) {
   validate(cfg);
   const int d = cfg.dim;
   std::vector<double> w_local;
@@ -68,10 +68,10 @@ void sample_linear_sequence(const LinearDataConfig& cfg, Rng& rng, double* state
   }
 }
 
-std::vector<double> sample_linear_states(const LinearDataConfig& cfg, uint64_t seed,
+std::vector<double> sample_states(const DataConfig& cfg, uint64_t seed,
                                          RngPurpose purpose, uint64_t step, int batch) {
   validate(cfg);
-  if (batch < 1) fail("sample_linear_states: batch must be >= 1, got {}", batch);
+  if (batch < 1) fail("sample_states: batch must be >= 1, got {}", batch);
   const size_t per_seq = size_t(cfg.seq_len + 1) * cfg.dim;
   std::vector<double> states(size_t(batch) * per_seq);
   // Each sequence owns its Rng stream and its output slice, so the schedule cannot change

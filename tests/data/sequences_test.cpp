@@ -1,4 +1,4 @@
-#include "data/linear_sequences.hpp"
+#include "data/sequences.hpp"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -73,9 +73,9 @@ TEST(HaarOrthogonal, DistributionIsHaar) {
 }
 
 TEST(LinearSequence, InitialStateIsUniform) {
-  const LinearDataConfig cfg;
+  const DataConfig cfg;
   constexpr int kBatch = 1024;
-  const std::vector<double> states = sample_linear_states(cfg, 3, RngPurpose::TrainData, 0, kBatch);
+  const std::vector<double> states = sample_states(cfg, 3, RngPurpose::TrainData, 0, kBatch);
   const size_t per_seq = size_t(cfg.seq_len + 1) * cfg.dim;
   double sum = 0.0;
   double sum_sq = 0.0;
@@ -99,7 +99,7 @@ TEST(LinearSequence, InitialStateIsUniform) {
 // With W returned by the generator, s_{k+1} - W s_k is exactly the transition noise when no
 // clipping occurs (|s| stays near 1 for the default config), so its std must be sigma.
 TEST(LinearSequence, ResidualIsTransitionNoise) {
-  LinearDataConfig cfg;
+  DataConfig cfg;
   const int d = cfg.dim;
   std::vector<double> states(size_t(cfg.seq_len + 1) * d);
   std::vector<double> w(size_t(d) * d);
@@ -140,11 +140,11 @@ TEST(LinearSequence, ResidualIsTransitionNoise) {
 // s_{k+1} is clipped to +-state_clip; s_1 is drawn from U[-r, r] and not clipped, as in the
 // official generator.
 TEST(LinearSequence, ClipsStatesAfterTheFirst) {
-  LinearDataConfig cfg;
+  DataConfig cfg;
   cfg.init_range = 30.0;
   cfg.state_clip = 10.0;
   constexpr int kBatch = 64;
-  const std::vector<double> states = sample_linear_states(cfg, 4, RngPurpose::TrainData, 0, kBatch);
+  const std::vector<double> states = sample_states(cfg, 4, RngPurpose::TrainData, 0, kBatch);
   const size_t per_seq = size_t(cfg.seq_len + 1) * cfg.dim;
   int at_bound = 0;
   double max_initial = 0.0;
@@ -164,14 +164,14 @@ TEST(LinearSequence, ClipsStatesAfterTheFirst) {
 
   // Default data never reaches the clip: |s_1|_inf <= 1 and orthogonal W keeps |s| ~ |s_1|.
   const std::vector<double> plain =
-      sample_linear_states(LinearDataConfig{}, 4, RngPurpose::TrainData, 0, kBatch);
+      sample_states(DataConfig{}, 4, RngPurpose::TrainData, 0, kBatch);
   for (double x : plain) ASSERT_LT(std::abs(x), 10.0);
 }
 
 TEST(LinearSequence, BatchRowIsItsOwnRngStream) {
-  const LinearDataConfig cfg;
+  const DataConfig cfg;
   constexpr int kBatch = 8;
-  const std::vector<double> states = sample_linear_states(cfg, 9, RngPurpose::TestData, 3, kBatch);
+  const std::vector<double> states = sample_states(cfg, 9, RngPurpose::TestData, 3, kBatch);
   const size_t per_seq = size_t(cfg.seq_len + 1) * cfg.dim;
   std::vector<double> single(per_seq);
   for (int b = 0; b < kBatch; ++b) {
@@ -183,10 +183,10 @@ TEST(LinearSequence, BatchRowIsItsOwnRngStream) {
 }
 
 TEST(LinearSequence, DeterministicAndThreadCountIndependent) {
-  const LinearDataConfig cfg;
+  const DataConfig cfg;
   constexpr int kBatch = 37;  // not a multiple of the thread count
   const auto draw = [&](uint64_t seed, RngPurpose purpose, uint64_t step) {
-    return sample_linear_states(cfg, seed, purpose, step, kBatch);
+    return sample_states(cfg, seed, purpose, step, kBatch);
   };
   const std::vector<double> base = draw(1, RngPurpose::TrainData, 7);
   const size_t bytes = base.size() * sizeof(double);
@@ -205,17 +205,17 @@ TEST(LinearSequence, DeterministicAndThreadCountIndependent) {
 
 TEST(LinearSequence, RejectsBadInput) {
   const auto with = [](auto edit) {
-    LinearDataConfig cfg;
+    DataConfig cfg;
     edit(cfg);
     return cfg;
   };
-  EXPECT_THROW(validate(with([](LinearDataConfig& c) { c.dim = 0; })), Error);
-  EXPECT_THROW(validate(with([](LinearDataConfig& c) { c.seq_len = 0; })), Error);
-  EXPECT_THROW(validate(with([](LinearDataConfig& c) { c.noise_std = -0.1; })), Error);
-  EXPECT_THROW(validate(with([](LinearDataConfig& c) { c.state_clip = 0.0; })), Error);
-  EXPECT_THROW(validate(with([](LinearDataConfig& c) { c.init_range = NAN; })), Error);
-  EXPECT_NO_THROW(validate(LinearDataConfig{}));
-  EXPECT_THROW(sample_linear_states(LinearDataConfig{}, 0, RngPurpose::TrainData, 0, 0), Error);
+  EXPECT_THROW(validate(with([](DataConfig& c) { c.dim = 0; })), Error);
+  EXPECT_THROW(validate(with([](DataConfig& c) { c.seq_len = 0; })), Error);
+  EXPECT_THROW(validate(with([](DataConfig& c) { c.noise_std = -0.1; })), Error);
+  EXPECT_THROW(validate(with([](DataConfig& c) { c.state_clip = 0.0; })), Error);
+  EXPECT_THROW(validate(with([](DataConfig& c) { c.init_range = NAN; })), Error);
+  EXPECT_NO_THROW(validate(DataConfig{}));
+  EXPECT_THROW(sample_states(DataConfig{}, 0, RngPurpose::TrainData, 0, 0), Error);
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 
 namespace mesalab {
 
-struct LinearDataConfig {
+struct DataConfig {
   int dim = 10;             // D
   int seq_len = 50;         // T: a sequence holds T + 1 states (T inputs, T labels)
   double noise_std = 0.01;  // sigma of the transition noise
@@ -20,7 +20,7 @@ struct LinearDataConfig {
 };
 
 // Throws Error (bad input) naming the field when a value is out of range.
-void validate(const LinearDataConfig& cfg);
+void validate(const DataConfig& cfg);
 
 // Haar-uniform orthogonal matrix, w: (D, D) row-major.
 // G ~ N(0, 1)^{D x D}, G = Q R (Householder), W = Q diag(sign(diag R)).
@@ -32,12 +32,12 @@ void sample_haar_orthogonal(int dim, Rng& rng, double* w);
 // s_1 (D uniforms), then the noise of each transition. If w_out is not null the transition
 // matrix (D, D) row-major is written there, so tests can check the residual noise.
 // s_1 ~ U[-r, r]^D,  s_{k+1} = clip(W s_k + sigma * n_k, -c, c),  n_k ~ N(0, I_D).
-void sample_linear_sequence(const LinearDataConfig& cfg, Rng& rng, double* states,
+void sample_linear_sequence(const DataConfig& cfg, Rng& rng, double* states,
                             double* w_out = nullptr);
 
 // A batch of sequences, (B, T + 1, D) row-major. Sequence b uses
 // Rng{seed, uint64_t(purpose), step, b}, hence the result does not depend on thread count.
-std::vector<double> sample_linear_states(const LinearDataConfig& cfg, uint64_t seed,
+std::vector<double> sample_states(const DataConfig& cfg, uint64_t seed,
                                          RngPurpose purpose, uint64_t step, int batch);
 
 }  // namespace mesalab
