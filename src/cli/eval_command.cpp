@@ -27,7 +27,7 @@ int run_eval(const EvalArgs& a) {
   const TrainState state = load_checkpoint(ckpt, model);
   BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len);
   const auto test_set =
-      make_test_set(cfg.data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
+      make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
   const std::vector<double> curve = per_step_loss(runner, state.params.data(), test_set);
   // The baselines run on exactly the same test sequences (same seed, purpose and steps).
   const BaselineReport baselines =

@@ -28,6 +28,8 @@ enum class RngPurpose : uint64_t {
   Icl = 6,
   Prompt = 7,
   Fixed = 8,
+  FixedTransition = 9,  // the one shared W of DynamicsKind::Fixed (data/sequences.hpp)
+  NonlinearMlp = 10,    // the fixed A, B of DynamicsKind::Nonlinear (data/sequences.hpp)
 };
 
 class Rng {

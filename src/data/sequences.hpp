@@ -1,15 +1,29 @@
 #pragma once
-// Linear dynamical sequences of the paper's main setting (SPEC.md "Data: linear sequences"):
-// per sequence a Haar-random orthogonal W, s_1 ~ U[-r, r]^D and
-// s_{k+1} = clip(W s_k + sigma * N(0, I), +-clip).
+// Sequence generators of the paper (SPEC.md "Data: linear sequences", SPEC_EXPERIMENTS.md 1a-1d).
+// Hidden states s_1..s_{T+1} in R^D follow one of four dynamics:
+// - Linear (main setting): per sequence a Haar-random orthogonal W, s_1 ~ U[-r, r]^D and
+//   s_{k+1} = clip(W s_k + sigma * N(0, I), +-clip);
+// - Contracting (1a): the same recursion with W = G diag(lambda) G^{-1}, G Gaussian, real
+//   eigenvalues lambda in [min_eig, max_eig];
+// - Nonlinear (1b): s_{k+1} = W phi(s_k) + sigma * N(0, I) with a fixed random MLP feature map;
+// - Fixed (1c): the linear recursion with ONE Haar W shared by every sequence and call.
+// Linear, Contracting and Fixed may be observed through o_t = C s_t + sigma_o * n_t (1d).
 // Every sequence is a pure function of one counter-based Rng stream, so a batch is a pure
 // function of (seed, purpose, step) and bit-identical for any number of threads.
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 #include "core/rng.hpp"
 
 namespace mesalab {
+
+enum class DynamicsKind { Linear, Contracting, Nonlinear, Fixed };
+
+// "linear", "contracting", "nonlinear", "fixed".
+std::string_view dynamics_name(DynamicsKind kind);
+// Inverse of dynamics_name; an unknown name throws Error listing the allowed names.
+DynamicsKind parse_dynamics(std::string_view name);
 
 struct DataConfig {
   int dim = 10;             // D
@@ -17,10 +31,34 @@ struct DataConfig {
   double noise_std = 0.01;  // sigma of the transition noise
   double state_clip = 10.0;
   double init_range = 1.0;  // r in s_1 ~ U[-r, r]^D
+  DynamicsKind kind = DynamicsKind::Linear;
+  // Contracting: eigenvalue range of W (the paper's defaults).
+  double min_eig = 0.3;
+  double max_eig = 0.9;
+  // Nonlinear: hidden width Dh of the feature MLP (0 means 4 D) and the seed of its weights,
+  // which is independent of the training seed so that every run sees the same map.
+  int nonlinear_hidden = 0;
+  uint64_t nonlinear_seed = 42;
+  // Fixed: seed of the one shared transition matrix (the official code uses PRNGKey(42)).
+  uint64_t fixed_w_seed = 42;
+  // Observation model: obs_dim = 0 means none (observations are the hidden states).
+  // eye_obs uses C = I (needs obs_dim == D); otherwise C ~ 0.5 N(0, 1)^{obs_dim x D} per
+  // sequence. noise_obs is the std of the observation noise.
+  int obs_dim = 0;
+  bool eye_obs = false;
+  double noise_obs = 0.0;
 };
 
-// Throws Error (bad input) naming the field when a value is out of range.
+// Throws Error (bad input) naming the field as data.<field> when a value is out of range or
+// fields contradict each other.
 void validate(const DataConfig& cfg);
+
+// Dimension of the observations: obs_dim, or D without an observation model.
+int observed_dim(const DataConfig& cfg);
+
+// Hidden width Dh of the nonlinear feature MLP: nonlinear_hidden, or 4 D when it is 0 (the
+// usual transformer MLP ratio; the official code leaves Dh to the caller).
+int nonlinear_hidden_dim(const DataConfig& cfg);
 
 // Haar-uniform orthogonal matrix, w: (D, D) row-major.
 // G ~ N(0, 1)^{D x D}, G = Q R (Householder), W = Q diag(sign(diag R)).
@@ -28,16 +66,93 @@ void validate(const DataConfig& cfg);
 // (Mezzadri 2007); without it the law of Q depends on the QR algorithm's sign convention.
 void sample_haar_orthogonal(int dim, Rng& rng, double* w);
 
-// One sequence, states: (T + 1, D) row-major. Draw order inside the stream: W (D*D normals),
-// s_1 (D uniforms), then the noise of each transition. If w_out is not null the transition
-// matrix (D, D) row-major is written there, so tests can check the residual noise.
+// Contracting transition matrix (SPEC_EXPERIMENTS 1a), w: (D, D) row-major.
+// G ~ N(0, 1)^{D x D} (redrawn from the same stream while numerically singular),
+// lambda_1..lambda_{D-1} ~ U[min_eig, max_eig], lambda_D = max_eig, lambda randomly permuted,
+// W = G diag(lambda) G^{-1}.
+// W has real eigenvalues lambda and is in general not normal. Draw order: G (D*D normals,
+// row-major), D - 1 uniforms for lambda, D - 1 uniforms for the Fisher-Yates permutation.
+void sample_contracting_transition(int dim, double min_eig, double max_eig, Rng& rng, double* w);
+
+// The Fixed kind's shared transition: W ~ Haar O(D) from Rng{fixed_w_seed, FixedTransition},
+// (D, D) row-major; identical for every sequence, step and training seed.
+std::vector<double> fixed_transition(const DataConfig& cfg);
+
+// The fixed feature MLP of the Nonlinear kind, f(x) = gelu(x A) B for a row vector x:
+// a: (D, Dh) row-major with A_ij ~ N(0, 1/D), from Rng{nonlinear_seed, NonlinearMlp, 0};
+// b: (Dh, D) row-major with B_ij ~ N(0, 1/Dh), from Rng{nonlinear_seed, NonlinearMlp, 1}.
+// The 1/fan-in variances keep x A and gelu(x A) B of order |x| for any D and Dh.
+struct NonlinearFeatures {
+  int dim = 0;     // D
+  int hidden = 0;  // Dh
+  std::vector<double> a;
+  std::vector<double> b;
+};
+NonlinearFeatures nonlinear_features(const DataConfig& cfg);
+
+// For one state x in R^D:
+//   f(x) = gelu(x A) B,  gelu(u) = u/2 (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))),
+//   phi(x) = f(x) / (||f(x)||_2 + 1e-16).
+// gelu is the tanh approximation (JAX's default). f_out and phi_out are (D) and may be null.
+void nonlinear_feature_map(const NonlinearFeatures& features, const double* x, double* f_out,
+                           double* phi_out);
+
+// The parts of the dynamics shared by all sequences of a config: the nonlinear MLP (Nonlinear
+// kind only) and the fixed W (Fixed kind only); the other members stay empty. Computing them
+// once per batch keeps the per-sequence work free of redundant draws.
+struct SharedDynamics {
+  NonlinearFeatures features;
+  std::vector<double> fixed_w;
+};
+SharedDynamics shared_dynamics(const DataConfig& cfg);
+
+// One sequence of any kind. hidden: (T + 1, D); observed: (T + 1, observed_dim(cfg)), may be
+// null; without an observation model it receives a copy of hidden. `shared` must come from
+// shared_dynamics(cfg).
+// Draw order inside the stream (later draws never shift earlier ones):
+//   Linear, Nonlinear: W (D*D normals), s_1 (D uniforms), transition noise (T * D normals);
+//   Contracting: W (see sample_contracting_transition), s_1, transition noise;
+//   Fixed: s_1, transition noise;
+//   then, with an observation model: C (obs_dim*D normals, unless eye_obs) and, when
+//   noise_obs > 0, the observation noise ((T + 1) * obs_dim normals, time-major).
+// Recursions (n_k, m_t ~ N(0, I) i.i.d.):
+//   Linear, Contracting, Fixed: s_{k+1} = clip(W s_k + sigma n_k, -c, c);
+//   Nonlinear:                  s_{k+1} = W phi(s_k) + sigma n_k (no clipping);
+//   observations:               o_t = C s_t + sigma_o m_t, t = 1..T+1.
+// One noise draw per state means the label at t (o_{t+1}) and the input at t + 1 share noise.
+// If w_out is not null the transition matrix (D, D) is written there; if c_out is not null
+// and there is an observation model, C (obs_dim, D) is written there (row-major).
+void sample_sequence(const DataConfig& cfg, const SharedDynamics& shared, Rng& rng, double* hidden,
+                     double* observed, double* w_out = nullptr, double* c_out = nullptr);
+
+// The Linear kind's hidden states, states: (T + 1, D) row-major; bit-identical to
+// sample_sequence's hidden states for a Linear config. Throws if cfg.kind is not Linear; the
+// observation fields are ignored. Draw order: W (D*D normals), s_1 (D uniforms), then the
+// noise of each transition. If w_out is not null the transition matrix (D, D) row-major is
+// written there, so tests can check the residual noise.
 // s_1 ~ U[-r, r]^D,  s_{k+1} = clip(W s_k + sigma * n_k, -c, c),  n_k ~ N(0, I_D).
 void sample_linear_sequence(const DataConfig& cfg, Rng& rng, double* states,
                             double* w_out = nullptr);
 
-// A batch of sequences, (B, T + 1, D) row-major. Sequence b uses
-// Rng{seed, uint64_t(purpose), step, b}, hence the result does not depend on thread count.
-std::vector<double> sample_states(const DataConfig& cfg, uint64_t seed,
-                                         RngPurpose purpose, uint64_t step, int batch);
+// A batch: observed (B, T + 1, obs_dim) and hidden (B, T + 1, D), row-major. Without an
+// observation model obs_dim = D and observed == hidden.
+struct SequenceBatch {
+  int batch = 0;
+  int seq_len = 0;
+  int dim = 0;
+  int obs_dim = 0;
+  std::vector<double> observed;
+  std::vector<double> hidden;
+};
+
+// Sequence b uses Rng{seed, uint64_t(purpose), step, b}, hence the result does not depend on
+// the thread count.
+SequenceBatch sample_sequences(const DataConfig& cfg, uint64_t seed, RngPurpose purpose,
+                               uint64_t step, int batch);
+
+// The observed states of sample_sequences, (B, T + 1, observed_dim(cfg)) row-major. For the
+// default config these are the linear hidden states.
+std::vector<double> sample_states(const DataConfig& cfg, uint64_t seed, RngPurpose purpose,
+                                  uint64_t step, int batch);
 
 }  // namespace mesalab

@@ -1,15 +1,60 @@
 #pragma once
-// Constructed tokens of the paper's main setting (SPEC.md "Constructed tokens", official
-// ConstructedFullSeqGenerator): E = 4D and the prediction of s_{t+1} is read from
-// channels 0..D-1 of the final residual stream, which start at zero.
+// Token formats built from sampled (observed) states:
+// - constructed tokens of the paper's main setting (SPEC.md "Constructed tokens", official
+//   ConstructedFullSeqGenerator): E = 4D and the prediction of s_{t+1} is read from
+//   channels 0..D-1 of the final residual stream, which start at zero;
+// - raw tokens o_t for models with a learned embedding (SPEC_EXPERIMENTS.md 1e);
+// - delay-embedded tokens of the partial-observation setting (SPEC_EXPERIMENTS.md 1d,
+//   official ConstructedPartObsGenerator);
+// - the fixed sinusoidal positional code (SPEC_EXPERIMENTS.md 1e).
+// All token builders read states (B, T + 1, dim) row-major, as returned by sample_states, and
+// are instantiated for S = float and S = double.
+#include <string_view>
 
 namespace mesalab {
 
+// The token formats a run can train on (config key data.tokens).
+enum class TokenFormat { Constructed, Raw, Delay };
+
+// "constructed", "raw", "delay".
+std::string_view token_format_name(TokenFormat format);
+// Inverse of token_format_name; an unknown name throws Error listing the allowed names.
+TokenFormat parse_token_format(std::string_view name);
+
 // e_t = [0, s_t, s_t, s_{t-1}] (s_0 = 0) for t = 1..T; label_t = s_{t+1}.
 // states: (B, T + 1, D) row-major; tokens: (B, T, 4D); labels: (B, T, D).
-// Instantiated for S = float and S = double.
 template <class S>
 void build_constructed_tokens(const double* states, int batch, int seq_len, int dim, S* tokens,
                               S* labels);
+
+// e_t = o_t,  label_t = o_{t+1},  t = 1..T.
+// states: (B, T + 1, dim); tokens: (B, T, dim); labels: (B, T, dim).
+template <class S>
+void build_raw_tokens(const double* states, int batch, int seq_len, int dim, S* tokens, S* labels);
+
+// With m = obs_dim, E = embed_dim and n = floor(E / m) slots (n >= 1):
+//   e_t = [o_t, o_{t-1}, ..., o_{t-n+1}, 0_{E - n m}],  o_j = 0 for j < 1,
+//   label_t = o_{t+1},  t = 1..T.
+// The delay vector lets a model regress o_{t+1} on a window of past observations, which is
+// what the hidden state of a partially observed linear system needs. Unlike the constructed
+// tokens there is no leading zero slot: the prediction is read from channels 0..m-1.
+// states: (B, T + 1, m); tokens: (B, T, E); labels: (B, T, m). Requires E >= m.
+template <class S>
+void build_delay_tokens(const double* states, int batch, int seq_len, int obs_dim, int embed_dim,
+                        S* tokens, S* labels);
+
+// Dispatches to the builder of `format`; width is the token width, which must be 4 dim
+// (Constructed), dim (Raw) or >= dim (Delay, width = embed_dim). tokens: (B, T, width);
+// labels: (B, T, dim) = o_{t+1} in every format.
+template <class S>
+void build_tokens(TokenFormat format, const double* states, int batch, int seq_len, int dim,
+                  int width, S* tokens, S* labels);
+
+// Fixed (not learned) sinusoidal positional code, out: (T, width) row-major, pos = 0..T-1:
+//   out[pos, 2i]     = sin(pos * 10000^{-2i / width}),
+//   out[pos, 2i + 1] = cos(pos * 10000^{-2i / width}).
+// Both columns of a pair share one frequency. An odd width is allowed: its last column is the
+// sine of an unpaired frequency.
+void sinusoidal_positions(int seq_len, int width, double* out);
 
 }  // namespace mesalab

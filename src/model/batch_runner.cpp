@@ -44,7 +44,7 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
 template <class S>
 double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads) {
   const size_t P = model_.num_params();
-  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
   grad_partials_.resize(size_t(num_chunks()) * P);
   const S grad_scale = S(1) / (S(batch_) * S(T));
   for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
@@ -70,7 +70,7 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
 template <class S>
 void BatchRunner<S>::token_errors(const S* params, const S* tokens, const S* labels,
                                   double* sq_err) {
-  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
   for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
     model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws,
                   nullptr, S(0), sq_err + size_t(first) * T);
@@ -82,7 +82,7 @@ const Workspace<S>& BatchRunner<S>::forward_chunk(const S* params, const S* toke
                                                   int first, int count) {
   if (first < 0 || count < 1 || count > kChunkSequences || first + count > batch_)
     fail("chunk [{}, {}) is outside the batch of {}", first, first + count, batch_);
-  const int T = seq_len_, E = model_.config().embed_dim, D = model_.config().data_dim;
+  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
   Workspace<S>& ws = workspaces_[0];
   model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws);
   return ws;

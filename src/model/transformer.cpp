@@ -6,7 +6,10 @@
 #include "core/eigen_maps.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "data/tokens.hpp"
+#include "model/layer_norm.hpp"
 #include "model/linear_attention.hpp"
+#include "model/mlp.hpp"
 #include "model/softmax_attention.hpp"
 
 namespace mesalab {
@@ -32,11 +35,14 @@ MixerKind parse_mixer(std::string_view name) {
 
 void ModelConfig::validate() const {
   if (data_dim < 1) fail("model: data_dim must be >= 1 (got {})", data_dim);
-  if (embed_dim < data_dim)
+  if (!embedding() && embed_dim < data_dim)
     fail(
         "model: embed_dim ({}) must be >= data_dim ({}) because the prediction is read "
         "from the first data_dim channels",
         embed_dim, data_dim);
+  if (embed_dim < 1) fail("model.embed_dim must be >= 1 (got {})", embed_dim);
+  if (input_dim < 0) fail("model: input_dim must be >= 0 (got {})", input_dim);
+  if (mlp && mlp_hidden < 1) fail("model.mlp_hidden must be >= 1 (got {})", mlp_hidden);
   if (heads < 1) fail("model.heads must be >= 1 (got {})", heads);
   if (key_size < 1) fail("model.key_size must be >= 1 (got {})", key_size);
   if (mixers.empty()) fail("model.layers must be >= 1");
@@ -48,9 +54,14 @@ void ModelConfig::validate() const {
 Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
   config_.validate();
   const int64_t E = config_.embed_dim, HK = int64_t(config_.heads) * config_.key_size;
+  if (config_.embedding()) embed_in_ = layout_.add("embed.in", {config_.input_dim, E});
   for (int l = 0; l < config_.layers(); ++l) {
     const std::string p = "layers." + std::to_string(l) + ".";
     LayerOffsets o;
+    if (config_.layer_norm) {
+      o.ln1_scale = layout_.add(p + "ln1.scale", {E});
+      o.ln1_bias = layout_.add(p + "ln1.bias", {E});
+    }
     o.q = layout_.add(p + "q", {E, HK});
     o.k = layout_.add(p + "k", {E, HK});
     o.v = layout_.add(p + "v", {E, HK});
@@ -58,8 +69,17 @@ Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
     if (config_.mixers[size_t(l)] == MixerKind::Mesa)
       o.lambdas = layout_.add(p + (config_.mesa_lambda_softplus ? "lambdas_softplus" : "lambdas"),
                               {config_.heads});
+    if (config_.mlp) {
+      if (config_.layer_norm) {
+        o.ln2_scale = layout_.add(p + "ln2.scale", {E});
+        o.ln2_bias = layout_.add(p + "ln2.bias", {E});
+      }
+      o.mlp_w1 = layout_.add(p + "mlp.w1", {E, config_.mlp_hidden});
+      o.mlp_w2 = layout_.add(p + "mlp.w2", {config_.mlp_hidden, E});
+    }
     layers_.push_back(o);
   }
+  if (config_.embedding()) embed_out_ = layout_.add("embed.out", {E, config_.data_dim});
 }
 
 AttentionShape Transformer::shape(int batch, int seq_len) const {
@@ -79,6 +99,10 @@ void Transformer::init_params(S* params, uint64_t seed) const {
         config_.mesa_lambda_softplus
             ? config_.mesa_lambda_init + std::log(-std::expm1(-config_.mesa_lambda_init))
             : config_.mesa_lambda_init;
+    if (spec.name.ends_with(".scale") || spec.name.ends_with(".bias")) {
+      std::fill(p, p + spec.size, S(spec.name.ends_with(".scale") ? 1 : 0));
+      continue;
+    }
     Rng rng{seed, uint64_t(RngPurpose::Init), i};
     for (size_t j = 0; j < spec.size; ++j)
       p[j] = is_lambda ? S(lambda0) : S(config_.init_std * rng.normal());
@@ -117,10 +141,26 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
     cache_total += mixer_cache_size(kind, s);
   }
   ws.cache.resize(cache_total);
+  const ModelConfig& c = config_;
+  if (c.layer_norm) ws.attn_in.resize(L * N * E);
+  if (c.mlp) {
+    ws.mid.resize(L * N * E);
+    if (c.layer_norm) ws.mlp_in.resize(L * N * E);
+    ws.mlp_cache.resize(L * mlp_cache_size(N, c.mlp_hidden));
+  }
+  if (c.layer_norm) ws.norm_cache.resize(L * 2 * layer_norm_cache_size(N));
+  if (c.layer_norm || c.mlp || c.embedding()) ws.d_branch.resize(N * E);
+  if (c.embedding()) ws.out.resize(N * size_t(c.data_dim));
+  if (c.positional_codes) {
+    std::vector<double> pe(size_t(seq_len) * E);
+    sinusoidal_positions(seq_len, int(E), pe.data());
+    ws.positions.assign(pe.begin(), pe.end());
+  }
   ws.dx.resize(N * E);
   ws.dmixed.resize(N * HK);
   ws.dqkv.resize(3 * N * HK);
-  ws.scratch.resize(std::max(size_t(seq_len) * seq_len, mesa_attention_scratch_size(s)));
+  ws.scratch.resize(std::max({size_t(seq_len) * seq_len, mesa_attention_scratch_size(s),
+                              c.mlp ? N * size_t(c.mlp_hidden) : size_t(0)}));
   ws.lambdas.resize(size_t(config_.heads));
   ws.d_lambdas.resize(size_t(config_.heads));
   return ws;
@@ -192,7 +232,23 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
           i % width);
   };
 
-  std::copy(tokens, tokens + NE, ws.x.data());
+  const ModelConfig& c = config_;
+  const int F = c.mlp_hidden, in_dim = c.token_dim();
+  const size_t norm_stride = layer_norm_cache_size(size_t(ws.max_batch) * T);
+  const size_t mlp_stride = c.mlp ? mlp_cache_size(size_t(ws.max_batch) * T, F) : 0;
+  const auto layer_buffer = [&](std::vector<S>& v, int l) { return v.data() + l * maxNE; };
+  const auto norm_cache = [&](int l, int which) {
+    return ws.norm_cache.data() + (2 * l + which) * norm_stride;
+  };
+
+  // x_0 = tokens or tokens Win, plus the positional codes P (T, E) of each sequence.
+  if (c.embedding())
+    mat(ws.x.data(), N, E).noalias() = mat(tokens, N, in_dim) * mat(params + embed_in_, in_dim, E);
+  else
+    std::copy(tokens, tokens + NE, ws.x.data());
+  if (c.positional_codes)
+    for (int b = 0; b < batch; ++b)
+      mat(ws.x.data() + size_t(b) * T * E, T, E) += mat(ws.positions.data(), T, E);
   for (int l = 0; l < L; ++l) {
     const LayerOffsets& o = layers_[size_t(l)];
     const MixerKind kind = config_.mixers[size_t(l)];
@@ -203,10 +259,18 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     S* mixed = ws.mixed.data() + l * maxNHK;
     S* y = ws.y.data() + l * maxNE;
     S* x_next = ws.x.data() + (l + 1) * maxNE;
-    auto X = mat(x, N, E);
-    mat(q, N, HK).noalias() = X * mat(params + o.q, E, HK);
-    mat(k, N, HK).noalias() = X * mat(params + o.k, E, HK);
-    mat(v, N, HK).noalias() = X * mat(params + o.v, E, HK);
+    // a = LN1(x) or x;  q = a Wq, k = a Wk, v = a Wv.
+    const S* a = x;
+    if (c.layer_norm) {
+      S* normed = layer_buffer(ws.attn_in, l);
+      layer_norm_forward(N, E, x, params + o.ln1_scale, params + o.ln1_bias, norm_cache(l, 0),
+                         normed);
+      a = normed;
+    }
+    auto A = mat(a, N, E);
+    mat(q, N, HK).noalias() = A * mat(params + o.q, E, HK);
+    mat(k, N, HK).noalias() = A * mat(params + o.k, E, HK);
+    mat(v, N, HK).noalias() = A * mat(params + o.v, E, HK);
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
       mixer_forward(kind, s, config_.mesa, q, k, v, lambdas,
@@ -215,34 +279,63 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
     }
     check_finite(mixed, HK, l, "the mixer output");
-    auto Y = mat(y, N, E);
-    Y.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
-    Y += X;
+    // m = x + mixed Wo;  y = m + MLP(LN2(m)) or y = m.
+    S* m = c.mlp ? layer_buffer(ws.mid, l) : y;
+    auto M = mat(m, N, E);
+    M.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
+    M += mat(x, N, E);
+    if (c.mlp) {
+      const S* b = m;
+      if (c.layer_norm) {
+        S* normed = layer_buffer(ws.mlp_in, l);
+        layer_norm_forward(N, E, m, params + o.ln2_scale, params + o.ln2_bias, norm_cache(l, 1),
+                           normed);
+        b = normed;
+      }
+      mlp_forward<S>(N, E, F, b, params + o.mlp_w1, nullptr, params + o.mlp_w2, nullptr,
+                     ws.mlp_cache.data() + l * mlp_stride, y);
+      mat(y, N, E) += M;
+    }
     check_finite(y, E, l, "the residual stream");
     for (size_t i = 0; i < NE; ++i) x_next[i] = clip > 0 ? std::clamp(y[i], -clip, clip) : y[i];
   }
 
-  // Squared error of the readout (first D channels) and, for backward, d loss / d out.
-  const S* out = ws.x.data() + L * maxNE;
+  // Prediction: first D channels of x_L, or x_L Wout. Squared error and d loss / d pred.
+  const S* x_last = ws.x.data() + L * maxNE;
+  const S* pred = x_last;
+  int pred_stride = E;
+  if (c.embedding()) {
+    mat(ws.out.data(), N, D).noalias() = mat(x_last, N, E) * mat(params + embed_out_, E, D);
+    pred = ws.out.data();
+    pred_stride = D;
+  }
   S* dx = ws.dx.data();
-  if (grads) std::fill(dx, dx + NE, S(0));
+  S* d_pred = c.embedding() ? ws.d_branch.data() : dx;
+  if (grads) std::fill(d_pred, d_pred + N * pred_stride, S(0));
   double total = 0.0;
   for (size_t n = 0; n < N; ++n) {
     double token_err = 0.0;
     for (int d = 0; d < D; ++d) {
-      const S diff = out[n * E + d] - labels[n * D + d];
+      const S diff = pred[n * pred_stride + d] - labels[n * D + d];
       token_err += double(diff) * double(diff);
-      if (grads) dx[n * E + d] = grad_scale * diff;
+      if (grads) d_pred[n * pred_stride + d] = grad_scale * diff;
     }
     if (sq_err_per_token) sq_err_per_token[n] = token_err;
     total += token_err;
   }
   if (!grads) return total;
+  // pred = x_L Wout:  dWout += x_L^T dpred,  dx_L = dpred Wout^T.
+  if (c.embedding()) {
+    auto dPred = mat(static_cast<const S*>(d_pred), N, D);
+    mat(grads + embed_out_, E, D).noalias() += mat(x_last, N, E).transpose() * dPred;
+    mat(dx, N, E).noalias() = dPred * mat(params + embed_out_, E, D).transpose();
+  }
 
   S* dmixed = ws.dmixed.data();
   S* dq = ws.dqkv.data();
   S* dk = dq + maxNHK;
   S* dv = dk + maxNHK;
+  S* d_branch = ws.d_branch.data();
   for (int l = L - 1; l >= 0; --l) {
     const LayerOffsets& o = layers_[size_t(l)];
     const MixerKind kind = config_.mixers[size_t(l)];
@@ -256,10 +349,24 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     if (clip > 0)
       for (size_t i = 0; i < NE; ++i)
         if (!(std::abs(y[i]) < clip)) dx[i] = 0;
-    // y = x + mixed Wo:  dWo += mixed^T dy,  dmixed = dy Wo^T,  dx = dy + (projections).
-    auto dY = mat(static_cast<const S*>(dx), N, E);
-    mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dY;
-    mat(dmixed, N, HK).noalias() = dY * mat(params + o.o, HK, E).transpose();
+    auto dX = mat(dx, N, E);
+    // y = m + MLP(b), b = LN2(m) or m:  dm = dy + db (through LN2).
+    if (c.mlp) {
+      const S* m = layer_buffer(ws.mid, l);
+      const S* b = c.layer_norm ? layer_buffer(ws.mlp_in, l) : m;
+      mlp_backward<S>(N, E, F, b, params + o.mlp_w1, params + o.mlp_w2,
+                      ws.mlp_cache.data() + l * mlp_stride, dx, d_branch, grads + o.mlp_w1, nullptr,
+                      grads + o.mlp_w2, nullptr, ws.scratch.data());
+      if (c.layer_norm)
+        layer_norm_backward(N, E, m, params + o.ln2_scale, norm_cache(l, 1), d_branch, dx,
+                            grads + o.ln2_scale, grads + o.ln2_bias);
+      else
+        dX += mat(static_cast<const S*>(d_branch), N, E);
+    }
+    // m = x + mixed Wo:  dWo += mixed^T dm,  dmixed = dm Wo^T,  dx = dm + (projections).
+    auto dM = mat(static_cast<const S*>(dx), N, E);
+    mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dM;
+    mat(dmixed, N, HK).noalias() = dM * mat(params + o.o, HK, E).transpose();
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     S* d_lambdas = config_.mesa_lambda_softplus ? ws.d_lambdas.data() : grads + o.lambdas;
     if (config_.mesa_lambda_softplus) std::fill(ws.d_lambdas.begin(), ws.d_lambdas.end(), S(0));
@@ -275,20 +382,33 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     if (kind == MixerKind::Mesa && config_.mesa_lambda_softplus)
       for (int h = 0; h < config_.heads; ++h)
         grads[o.lambdas + h] += ws.d_lambdas[h] / (S(1) + std::exp(-params[o.lambdas + h]));
-    // q = x Wq (same for k, v):  dWq += x^T dq,  dx += dq Wq^T.
-    auto X = mat(x, N, E);
-    auto dX = mat(dx, N, E);
+    // q = a Wq (same for k, v):  dWq += a^T dq,  da = sum dq Wq^T;  a = LN1(x) or x.
+    const S* a = c.layer_norm ? layer_buffer(ws.attn_in, l) : x;
+    auto Amat = mat(a, N, E);
+    auto dA = mat(c.layer_norm ? d_branch : dx, N, E);
+    if (c.layer_norm) dA.setZero();
     const S* d_proj[3] = {dq, dk, dv};
     const size_t w_off[3] = {o.q, o.k, o.v};
     for (int j = 0; j < 3; ++j) {
       auto dP = mat(d_proj[j], N, HK);
-      mat(grads + w_off[j], E, HK).noalias() += X.transpose() * dP;
-      dX.noalias() += dP * mat(params + w_off[j], E, HK).transpose();
+      mat(grads + w_off[j], E, HK).noalias() += Amat.transpose() * dP;
+      dA.noalias() += dP * mat(params + w_off[j], E, HK).transpose();
       check_finite(d_proj[j], HK, l, "the gradient of the q/k/v projection");
     }
+    if (c.layer_norm)
+      layer_norm_backward(N, E, x, params + o.ln1_scale, norm_cache(l, 0), d_branch, dx,
+                          grads + o.ln1_scale, grads + o.ln1_bias);
     check_finite(dx, E, l, "the gradient of the layer input");
   }
-  if (grad_tokens) std::copy(dx, dx + NE, grad_tokens);
+  // x_0 = tokens Win (+ codes):  dWin += tokens^T dx_0,  dtokens = dx_0 Win^T.
+  if (c.embedding()) {
+    auto dX0 = mat(static_cast<const S*>(dx), N, E);
+    mat(grads + embed_in_, in_dim, E).noalias() += mat(tokens, N, in_dim).transpose() * dX0;
+    if (grad_tokens)
+      mat(grad_tokens, N, in_dim).noalias() = dX0 * mat(params + embed_in_, in_dim, E).transpose();
+  } else if (grad_tokens) {
+    std::copy(dx, dx + NE, grad_tokens);
+  }
   return total;
 }
 

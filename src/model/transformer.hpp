@@ -1,9 +1,13 @@
 #pragma once
-// The paper's attention-only transformer on constructed tokens. Per layer l:
-//   q = x Wq, k = x Wk, v = x Wv            x: (B,T,E), W*: (E, H*K)
-//   y = x + Mixer_l(q, k, v) Wo              Wo: (H*K, E)
+// The paper's transformer (official FullTransformerModel). By default the attention-only
+// model on constructed tokens; LayerNorm, MLP, input/output embedding and positional codes
+// are switched on by ModelConfig. Per block l, with a = LN1(x) (a = x without LayerNorm):
+//   q = a Wq, k = a Wk, v = a Wv            x: (B,T,E), W*: (E, H*K)
+//   m = x + Mixer_l(q, k, v) Wo              Wo: (H*K, E)
+//   y = m + MLP(LN2(m))                      (y = m without MLP)
 //   x <- clip(y, -c, c)                      c = clip_act (no clipping if c <= 0)
-// Prediction: the first D channels of the final residual stream.
+// Input:  x_0 = tokens (E wide), or tokens Win (+ PE) with an embedding.
+// Output: the first D channels of the final residual stream, or x_L Wout with an embedding.
 // The model works on one chunk of sequences at a time (see BatchRunner for the batch).
 #include <cstdint>
 #include <string>
@@ -34,24 +38,42 @@ struct ModelConfig {
   // which keeps it positive by construction (tensor "layers.<l>.lambdas_softplus").
   bool mesa_lambda_softplus = false;
   MesaOptions mesa;
+  // Full-transformer parts (all off in the paper's main models; no biases anywhere, as
+  // the official use_bias = False).
+  bool layer_norm = false;        // pre-LN blocks, Flax LayerNorm (eps 1e-6, scale, bias)
+  bool mlp = false;               // x += W2 gelu(W1 LN2(x)) after the attention
+  int mlp_hidden = 80;            // F: W1 (E, F), W2 (F, E)
+  int input_dim = 0;              // > 0: embed tokens (B,T,input_dim) by Win, read out by Wout
+  bool positional_codes = false;  // add fixed sinusoidal codes to the embedded tokens
   // Debugging aid, not part of the model: check every layer's output and gradient for
   // NaN/inf and name the first one found (costs one pass over the activations).
   bool detect_anomaly = false;
 
   int layers() const { return int(mixers.size()); }
+  bool embedding() const { return input_dim > 0; }
+  int token_dim() const { return embedding() ? input_dim : embed_dim; }
   void validate() const;  // throws Error naming the offending field
 };
 
-// Activations of one chunk of at most `max_batch` sequences, allocated once.
+// Activations of one chunk of at most `max_batch` sequences, allocated once. Buffers of
+// parts that are switched off stay empty.
 template <class S>
 struct Workspace {
   int max_batch = 0;
   int seq_len = 0;
-  std::vector<S> x;      // (L+1) x (N, E): residual stream entering layer l; x[L] = output
-  std::vector<S> y;      // L x (N, E): pre-clip residual sums
-  std::vector<S> qkv;    // L x 3 x (N, H*K)
-  std::vector<S> mixed;  // L x (N, H*K): mixer outputs
-  std::vector<S> cache;  // per-layer mixer caches
+  std::vector<S> x;           // (L+1) x (N, E): residual stream entering layer l; x[L] = output
+  std::vector<S> y;           // L x (N, E): pre-clip residual sums
+  std::vector<S> attn_in;     // L x (N, E): LN1(x) (with LayerNorm)
+  std::vector<S> mid;         // L x (N, E): m = x + attention (with MLP)
+  std::vector<S> mlp_in;      // L x (N, E): LN2(m) (with MLP and LayerNorm)
+  std::vector<S> norm_cache;  // L x 2 x (2N): mean and 1/std of LN1, LN2
+  std::vector<S> mlp_cache;   // L x (2 N F)
+  std::vector<S> positions;   // (T, E): sinusoidal codes
+  std::vector<S> out;         // (N, D): prediction (with embedding)
+  std::vector<S> d_branch;    // (N, E): gradient at a LayerNorm output
+  std::vector<S> qkv;         // L x 3 x (N, H*K)
+  std::vector<S> mixed;       // L x (N, H*K): mixer outputs
+  std::vector<S> cache;       // per-layer mixer caches
   std::vector<size_t> cache_offset;
   std::vector<S> dx, dmixed, dqkv, scratch;
   std::vector<S> lambdas, d_lambdas;  // (H): effective mesa lambdas of the current layer
@@ -59,6 +81,7 @@ struct Workspace {
 
 struct LayerOffsets {
   size_t q = 0, k = 0, v = 0, o = 0, lambdas = 0;
+  size_t ln1_scale = 0, ln1_bias = 0, ln2_scale = 0, ln2_bias = 0, mlp_w1 = 0, mlp_w2 = 0;
 };
 
 class Transformer {
@@ -71,18 +94,20 @@ class Transformer {
   const LayerOffsets& layer(int l) const { return layers_[size_t(l)]; }
 
   // Every weight ~ N(0, init_std^2) (tensor i drawn from Rng{seed, Init, i});
-  // mesa lambdas = mesa_lambda_init (through the inverse softplus if so parametrised).
+  // mesa lambdas = mesa_lambda_init (through the inverse softplus if so parametrised);
+  // LayerNorm scales 1, biases 0.
   template <class S>
   void init_params(S* params, uint64_t seed) const;
 
   template <class S>
   Workspace<S> make_workspace(int max_batch, int seq_len) const;
 
-  // Forward over `batch` sequences (batch <= ws.max_batch); tokens (B,T,E), labels (B,T,D).
+  // Forward over `batch` sequences (batch <= ws.max_batch); tokens (B,T,token_dim()),
+  // labels (B,T,D).
   // Returns sum over (b, t, d) of (pred - label)^2. If sq_err_per_token is given, writes
   // the per-(b,t) sums there. If grads is given, runs the backward pass and accumulates
   // d/dparams of  grad_scale * sum (pred - label)^2 / 2  into grads (also grad_tokens if
-  // given, overwritten, (B,T,E)).
+  // given, overwritten, (B,T,token_dim())).
   template <class S>
   double run(const S* params, const S* tokens, const S* labels, int batch, Workspace<S>& ws,
              S* grads = nullptr, S grad_scale = S(0), double* sq_err_per_token = nullptr,
@@ -96,6 +121,7 @@ class Transformer {
   ModelConfig config_;
   ParamLayout layout_;
   std::vector<LayerOffsets> layers_;
+  size_t embed_in_ = 0, embed_out_ = 0;
 };
 
 }  // namespace mesalab

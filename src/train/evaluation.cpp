@@ -5,25 +5,25 @@
 
 namespace mesalab {
 
-TokenBatch make_token_batch(const DataConfig& data, uint64_t seed, RngPurpose purpose,
-                            uint64_t step, int batch) {
+TokenBatch make_token_batch(const RunConfig& cfg, uint64_t seed, RngPurpose purpose, uint64_t step,
+                            int batch) {
   TokenBatch b;
   b.batch = batch;
-  b.seq_len = data.seq_len;
-  b.dim = data.dim;
-  b.states = sample_states(data, seed, purpose, step, batch);
-  b.tokens.resize(size_t(batch) * data.seq_len * 4 * data.dim);
-  b.labels.resize(size_t(batch) * data.seq_len * data.dim);
-  build_constructed_tokens(b.states.data(), batch, data.seq_len, data.dim, b.tokens.data(),
-                           b.labels.data());
+  b.seq_len = cfg.data.seq_len;
+  b.dim = observed_dim(cfg.data);
+  b.width = cfg.model.token_dim();
+  b.states = sample_states(cfg.data, seed, purpose, step, batch);
+  b.tokens.resize(size_t(batch) * b.seq_len * b.width);
+  b.labels.resize(size_t(batch) * b.seq_len * b.dim);
+  build_tokens(cfg.tokens, b.states.data(), batch, b.seq_len, b.dim, b.width, b.tokens.data(),
+               b.labels.data());
   return b;
 }
 
-std::vector<TokenBatch> make_test_set(const DataConfig& data, uint64_t seed, int count,
-                                      int batch) {
+std::vector<TokenBatch> make_test_set(const RunConfig& cfg, uint64_t seed, int count, int batch) {
   std::vector<TokenBatch> set;
   for (int i = 0; i < count; ++i)
-    set.push_back(make_token_batch(data, seed, RngPurpose::TestData, uint64_t(i), batch));
+    set.push_back(make_token_batch(cfg, seed, RngPurpose::TestData, uint64_t(i), batch));
   return set;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
-// Batches of constructed tokens and the per-time-step evaluation of a model on them.
+// Batches of model inputs (tokens in the run's format) and the per-time-step evaluation of a
+// model on them.
 #include <cstdint>
 #include <vector>
 
@@ -7,23 +8,25 @@
 #include "core/stats.hpp"
 #include "data/sequences.hpp"
 #include "model/batch_runner.hpp"
+#include "train/run_config.hpp"
 
 namespace mesalab {
 
 struct TokenBatch {
-  int batch = 0, seq_len = 0, dim = 0;
-  std::vector<double> states;  // (B, T+1, D)
-  std::vector<float> tokens;   // (B, T, 4D)
-  std::vector<float> labels;   // (B, T, D)
+  int batch = 0, seq_len = 0;
+  int dim = 0;                 // O: observed dim (the model predicts o_{t+1})
+  int width = 0;               // token width
+  std::vector<double> states;  // (B, T+1, O): the observations
+  std::vector<float> tokens;   // (B, T, width)
+  std::vector<float> labels;   // (B, T, O)
 };
 
-// The batch of sequences drawn for (seed, purpose, step), as constructed tokens.
-TokenBatch make_token_batch(const DataConfig& data, uint64_t seed, RngPurpose purpose,
-                            uint64_t step, int batch);
+// The batch of sequences drawn for (seed, purpose, step), as tokens of cfg.tokens.
+TokenBatch make_token_batch(const RunConfig& cfg, uint64_t seed, RngPurpose purpose, uint64_t step,
+                            int batch);
 
 // The fixed test set: batches step = 0..count-1 of RngPurpose::TestData.
-std::vector<TokenBatch> make_test_set(const DataConfig& data, uint64_t seed, int count,
-                                      int batch);
+std::vector<TokenBatch> make_test_set(const RunConfig& cfg, uint64_t seed, int count, int batch);
 
 // loss_t = sum over sequences and channels of (pred_t - s_{t+1})^2 / (2B), t = 1..T,
 // averaged over the batches. runner.batch() must equal each batch's size.

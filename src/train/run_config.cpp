@@ -11,20 +11,40 @@ const ConfigSchema& run_config_schema() {
   static const ConfigSchema schema({
       {"name", ConfigType::String, "default",
        "run name; the run directory is <train.runs_dir>/<name>"},
-      {"data.kind", ConfigType::String, "linear", "sequence generator", -inf, inf, {"linear"}},
+      {"data.kind",
+       ConfigType::String,
+       "linear",
+       "sequence generator: linear (Haar W per sequence), contracting (real eigenvalues in "
+       "[min_eig, max_eig]), nonlinear (W phi(s)), fixed (one W for all)",
+       -inf,
+       inf,
+       {"linear", "contracting", "nonlinear", "fixed"}},
       {"data.tokens",
        ConfigType::String,
        "constructed",
-       "token format: e_t = [0, s_t, s_t, s_{t-1}]",
+       "token format: constructed e_t = [0, o_t, o_t, o_{t-1}] (E = 4 obs dims); raw o_t with "
+       "an input/output embedding; delay [o_t, o_{t-1}, ...] filling E",
        -inf,
        inf,
-       {"constructed"}},
+       {"constructed", "raw", "delay"}},
       {"data.dim", ConfigType::Int, 10, "state dimension D", 1, 1024},
       {"data.seq_len", ConfigType::Int, 50, "sequence length T", 1, 100000},
       {"data.noise_std", ConfigType::Float, 0.01, "transition noise sigma", 0, inf},
       {"data.state_clip", ConfigType::Float, 10.0, "states are clipped to +-state_clip", 1e-300,
        inf},
       {"data.init_range", ConfigType::Float, 1.0, "s_1 ~ U[-r, r]^D", 0, inf},
+      {"data.min_eig", ConfigType::Float, 0.3, "contracting: smallest eigenvalue of W", -inf, inf},
+      {"data.max_eig", ConfigType::Float, 0.9, "contracting: largest eigenvalue of W", -inf, inf},
+      {"data.nonlinear_hidden", ConfigType::Int, 0,
+       "nonlinear: hidden width of f(x) = gelu(x A) B; 0 = 4 * data.dim", 0, 65536},
+      {"data.nonlinear_seed", ConfigType::Int, 42,
+       "nonlinear: seed of the fixed A, B (independent of train.seed)", 0, 9.007199254740992e15},
+      {"data.fixed_w_seed", ConfigType::Int, 42, "fixed: seed of the one shared W", 0,
+       9.007199254740992e15},
+      {"data.obs_dim", ConfigType::Int, 0, "observations o_t = C s_t + noise; 0 = none (o_t = s_t)",
+       0, 65536},
+      {"data.eye_obs", ConfigType::Bool, false, "observation matrix C = I (needs obs_dim = dim)"},
+      {"data.noise_obs", ConfigType::Float, 0.0, "observation noise std", 0, inf},
       {"model.layers", ConfigType::Int, 2, "number of attention layers L", 1, 64},
       {"model.layer",
        ConfigType::StringOrStringList,
@@ -36,7 +56,12 @@ const ConfigSchema& run_config_schema() {
       {"model.heads", ConfigType::Int, 4, "attention heads H", 1, 256},
       {"model.key_size", ConfigType::Int, 20, "key size K", 1, 4096},
       {"model.embed_dim", ConfigType::Int, 0,
-       "residual width E; 0 = 4 * data.dim (constructed tokens need exactly that)", 0, 65536},
+       "residual width E; 0 = 4 x observed dim (constructed tokens need exactly that)", 0, 65536},
+      {"model.layer_norm", ConfigType::Bool, false, "pre-LayerNorm blocks (full transformer)"},
+      {"model.mlp", ConfigType::Bool, false, "an MLP W2 gelu(W1 x) after each attention"},
+      {"model.mlp_hidden", ConfigType::Int, 80, "MLP hidden width", 1, 1 << 20},
+      {"model.positional_codes", ConfigType::Bool, false,
+       "add fixed sinusoidal positional codes to the input of the first block"},
       {"model.clip_act", ConfigType::Float, 1.5,
        "residual stream clipped to +-clip_act after each layer; 0 disables", 0, inf},
       {"model.init_std", ConfigType::Float, 2e-4, "every weight ~ N(0, init_std^2)", 0, inf},
@@ -102,7 +127,17 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   r.data.noise_std = d["noise_std"];
   r.data.state_clip = d["state_clip"];
   r.data.init_range = d["init_range"];
+  r.data.kind = parse_dynamics(d["kind"].get<std::string>());
+  r.data.min_eig = d["min_eig"];
+  r.data.max_eig = d["max_eig"];
+  r.data.nonlinear_hidden = d["nonlinear_hidden"];
+  r.data.nonlinear_seed = d["nonlinear_seed"].get<uint64_t>();
+  r.data.fixed_w_seed = d["fixed_w_seed"].get<uint64_t>();
+  r.data.obs_dim = d["obs_dim"];
+  r.data.eye_obs = d["eye_obs"];
+  r.data.noise_obs = d["noise_obs"];
   validate(r.data);
+  r.tokens = parse_token_format(d["tokens"].get<std::string>());
 
   const json& m = c["model"];
   const int layers = m["layers"];
@@ -116,15 +151,26 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
     for (const auto& kind : m["layer"])
       r.model.mixers.push_back(parse_mixer(kind.get<std::string>()));
   }
-  r.model.data_dim = r.data.dim;
-  const int constructed_width = 4 * r.data.dim;
+  // The model predicts the observations; constructed tokens fix E = 4 x observed dim, raw
+  // tokens are embedded from the observed dim, delay tokens fill any E.
+  const int observed = observed_dim(r.data);
+  r.model.data_dim = observed;
+  const int constructed_width = 4 * observed;
   r.model.embed_dim =
       m["embed_dim"].get<int>() == 0 ? constructed_width : m["embed_dim"].get<int>();
-  if (r.model.embed_dim != constructed_width)
+  if (r.tokens == TokenFormat::Constructed && r.model.embed_dim != constructed_width)
     fail(
-        "config key 'model.embed_dim' = {} but constructed tokens [0, s_t, s_t, s_(t-1)] need "
-        "embed_dim = 4 * data.dim = {}",
+        "config key 'model.embed_dim' = {} but constructed tokens [0, o_t, o_t, o_(t-1)] need "
+        "embed_dim = 4 x observed dim = {}",
         r.model.embed_dim, constructed_width);
+  if (r.tokens == TokenFormat::Delay && r.model.embed_dim < observed)
+    fail("config key 'model.embed_dim' = {} is smaller than the observed dim {} (delay tokens)",
+         r.model.embed_dim, observed);
+  r.model.input_dim = r.tokens == TokenFormat::Raw ? observed : 0;
+  r.model.layer_norm = m["layer_norm"];
+  r.model.mlp = m["mlp"];
+  r.model.mlp_hidden = m["mlp_hidden"];
+  r.model.positional_codes = m["positional_codes"];
   r.model.heads = m["heads"];
   r.model.key_size = m["key_size"];
   r.model.clip_act = m["clip_act"];

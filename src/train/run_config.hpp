@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "data/sequences.hpp"
+#include "data/tokens.hpp"
 #include "io/config.hpp"
 #include "model/transformer.hpp"
 #include "train/optimizer.hpp"
@@ -30,6 +31,7 @@ struct RunConfig {
   std::string name;
   ModelConfig model;
   DataConfig data;
+  TokenFormat tokens = TokenFormat::Constructed;
   OptimConfig optim;
   TrainSettings train;
   nlohmann::json resolved;  // the full nested config, defaults filled in

@@ -103,7 +103,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   BatchRunner<float> train_runner(model, cfg.train.batch_size, data.seq_len);
   BatchRunner<float> test_runner(model, cfg.train.test_batch_size, data.seq_len);
   const std::vector<TokenBatch> test_set =
-      make_test_set(data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
+      make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
   std::vector<float> grads(model.num_params());
 
   std::ofstream metrics(metrics_path, std::ios::app);
@@ -131,7 +131,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
 
   for (int64_t step = state.step; step < cfg.train.steps; ++step) {
     if (step % cfg.train.eval_every == 0) evaluate_and_log(step);
-    const TokenBatch batch = make_token_batch(data, cfg.train.seed, RngPurpose::TrainData,
+    const TokenBatch batch = make_token_batch(cfg, cfg.train.seed, RngPurpose::TrainData,
                                               uint64_t(step), cfg.train.batch_size);
     double loss = 0.0;
     try {

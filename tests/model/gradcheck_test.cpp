@@ -243,16 +243,23 @@ struct ModelCase {
   Vec params, tokens, labels;
 };
 
-// Tokens ~ N(0, token_std^2) except the first D (readout) channels, which are 0 as in the
-// constructed tokens [0, s_t, s_t, s_{t-1}]; labels ~ N(0, 1).
+// Tokens ~ N(0, token_std^2) except, without embedding, the first D (readout) channels,
+// which are 0 as in the constructed tokens [0, s_t, s_t, s_{t-1}]; labels ~ N(0, 1).
+// LayerNorm scales and biases (initialised to 1 and 0) get N(0, 0.3^2) added so that
+// their gradients are generic.
 ModelCase draw_case(const Transformer& model, uint64_t seed, double token_std) {
   ModelCase c;
   c.seed = seed;
   c.params.resize(model.num_params());
   model.init_params(c.params.data(), seed);
   Rng rng{seed, 202};
-  c.tokens = normal_vector(kN * kE, rng, token_std);
-  for (size_t n = 0; n < kN; ++n) std::fill_n(c.tokens.begin() + n * kE, kD, 0.0);
+  for (const auto& spec : model.layout().specs())
+    if (spec.name.ends_with(".scale") || spec.name.ends_with(".bias"))
+      for (size_t j = 0; j < spec.size; ++j) c.params[spec.offset + j] += 0.3 * rng.normal();
+  const int width = model.config().token_dim();
+  c.tokens = normal_vector(kN * size_t(width), rng, token_std);
+  if (!model.config().embedding())
+    for (size_t n = 0; n < kN; ++n) std::fill_n(c.tokens.begin() + n * width, kD, 0.0);
   c.labels = normal_vector(kN * kD, rng);
   return c;
 }
@@ -261,8 +268,10 @@ double model_loss(const Transformer& model, const ModelCase& c, Workspace<double
   return model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws) / (2.0 * kN);
 }
 
-// The prediction: the first D channels of the final residual stream, (B*T, D).
+// The prediction (B*T, D): the embedding's output, or the first D channels of the final
+// residual stream.
 Vec predictions(const Workspace<double>& ws, int layers) {
+  if (!ws.out.empty()) return Vec(ws.out.begin(), ws.out.begin() + kN * kD);
   Vec p(kN * kD);
   const double* out = ws.x.data() + size_t(layers) * kN * kE;
   for (size_t n = 0; n < kN; ++n) std::copy_n(out + n * kE, kD, p.begin() + n * kD);
@@ -351,19 +360,18 @@ ModelGrads model_grads(const Transformer& analytic_model, const Transformer& fd_
 constexpr double kTokenStd = 1.0;
 constexpr double kTokenStdUnclippedLinear = 0.5;
 
-void check_model(MixerKind kind, int layers, double clip) {
-  SCOPED_TRACE(std::string(mixer_name(kind)) + ", " + std::to_string(layers) +
-               " layer(s), clip_act " + std::to_string(clip));
-  const Transformer model(model_config(kind, layers, clip));
-  const ModelGrads g =
-      model_grads(model, model, 1000 + 100 * uint64_t(layers),
-                  clip == 0 && kind == MixerKind::Linear ? kTokenStdUnclippedLinear : kTokenStd);
+void check_model(const ModelConfig& config, double token_std) {
+  const Transformer model(config);
+  const int layers = config.layers();
+  const double clip = config.clip_act;
+  const ModelGrads g = model_grads(model, model, 1000 + 100 * uint64_t(layers), token_std);
   ASSERT_EQ(g.params.size(), model.num_params());
   const std::string seed = "seed " + std::to_string(g.c.seed);
   if (clip > 0) {
     // The clip must really be exercised: some pre-clip values exceed it (their gradient is
     // cut), while others do not (gradient flows).
     const size_t total = size_t(layers) * kN * kE;
+    ASSERT_GT(total, 0u);
     EXPECT_GT(g.clip.clipped, 0u) << "no pre-clip value exceeds the clip, " << seed;
     EXPECT_LT(g.clip.clipped, total) << seed;
     EXPECT_GT(g.clip.min_distance, kClipMargin) << seed;
@@ -380,6 +388,13 @@ void check_model(MixerKind kind, int layers, double clip) {
   EXPECT_GT(norm(g.fd_tokens), 1e-3) << seed;
 }
 
+void check_model(MixerKind kind, int layers, double clip) {
+  SCOPED_TRACE(std::string(mixer_name(kind)) + ", " + std::to_string(layers) +
+               " layer(s), clip_act " + std::to_string(clip));
+  check_model(model_config(kind, layers, clip),
+              clip == 0 && kind == MixerKind::Linear ? kTokenStdUnclippedLinear : kTokenStd);
+}
+
 TEST(ModelGradcheck, LinearOneLayerClipped) { check_model(MixerKind::Linear, 1, kClip); }
 TEST(ModelGradcheck, LinearThreeLayersClipped) { check_model(MixerKind::Linear, 3, kClip); }
 TEST(ModelGradcheck, LinearOneLayerUnclipped) { check_model(MixerKind::Linear, 1, 0.0); }
@@ -388,6 +403,35 @@ TEST(ModelGradcheck, SoftmaxOneLayerClipped) { check_model(MixerKind::Softmax, 1
 TEST(ModelGradcheck, SoftmaxThreeLayersClipped) { check_model(MixerKind::Softmax, 3, kClip); }
 TEST(ModelGradcheck, SoftmaxOneLayerUnclipped) { check_model(MixerKind::Softmax, 1, 0.0); }
 TEST(ModelGradcheck, SoftmaxThreeLayersUnclipped) { check_model(MixerKind::Softmax, 3, 0.0); }
+
+// The full transformer: pre-LN blocks with MLP, a softmax first block then linear attention
+// (the paper's hybrid), clipping active.
+TEST(ModelGradcheck, LayerNormMlpHybridClipped) {
+  ModelConfig c = model_config(MixerKind::Linear, 2, kClip);
+  c.mixers[0] = MixerKind::Softmax;
+  c.layer_norm = true;
+  c.mlp = true;
+  c.mlp_hidden = 5;
+  check_model(c, kTokenStd);
+}
+
+// Raw tokens: input and output embedding with positional codes, MLP without LayerNorm.
+TEST(ModelGradcheck, EmbeddingPositionalCodesMlp) {
+  ModelConfig c = model_config(MixerKind::Linear, 2, 0.0);
+  c.input_dim = 3;
+  c.positional_codes = true;
+  c.mlp = true;
+  c.mlp_hidden = 4;
+  check_model(c, kTokenStd);
+}
+
+// LayerNorm without MLP in front of a mesa layer, with an embedding.
+TEST(ModelGradcheck, LayerNormMesaWithEmbedding) {
+  ModelConfig c = model_config(MixerKind::Mesa, 1, kClip);
+  c.layer_norm = true;
+  c.input_dim = kD;
+  check_model(c, kTokenStd);
+}
 
 // The finite differences above are formed from the predictions in ws.x; this pins that
 // those are what run() scores: sq = sum (pred - label)^2, also per token.

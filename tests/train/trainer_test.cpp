@@ -53,7 +53,7 @@ TEST(Determinism, OneAndTwoThreadsGiveBitIdenticalLosses) {
     model.init_params(params.data(), 3);
     std::vector<double> losses;
     for (int step = 0; step < 20; ++step) {
-      const TokenBatch b = make_token_batch(cfg.data, 3, RngPurpose::TrainData, step, 20);
+      const TokenBatch b = make_token_batch(cfg, 3, RngPurpose::TrainData, step, 20);
       losses.push_back(
           runner.loss_and_grad(params.data(), b.tokens.data(), b.labels.data(), grads.data()));
       adamw_step(cfg.optim, step + 10, params.data(), grads.data(), m.data(), v.data(),
@@ -106,7 +106,7 @@ TEST(Trainer, ShortRunLearnsWellBelowTheZeroPredictor) {
       {"train.steps=150", "train.batch_size=32", "train.test_batches=1", "train.test_batch_size=64",
        "train.eval_every=50", "optim.warmup_steps=20", "optim.decay_steps=150", "optim.lr=0.003"});
   const TrainResult r = train(cfg, dir / "run", quiet);
-  const auto test = make_test_set(cfg.data, cfg.train.seed, 1, 64);
+  const auto test = make_test_set(cfg, cfg.train.seed, 1, 64);
   const double zero = curve_mean(zero_predictor_curve(test[0].states.data(), 64, 50, 10));
   EXPECT_GT(zero, 1.4);
   EXPECT_LT(r.test_loss, 0.6 * zero) << "test loss " << r.test_loss << " vs zero " << zero;
@@ -193,7 +193,7 @@ TEST(Trainer, OneMesaLayerBeatsTunedGdOneInAShortRun) {
                 "train.test_batches=1", "train.test_batch_size=64", "train.eval_every=100",
                 "optim.warmup_steps=20", "optim.decay_steps=200", "optim.lr=0.003"});
   const TrainResult r = train(cfg, dir / "run", quiet);
-  const auto test = make_test_set(cfg.data, cfg.train.seed, 1, 64);
+  const auto test = make_test_set(cfg, cfg.train.seed, 1, 64);
   const auto tuning = sample_states(cfg.data, cfg.train.seed, RngPurpose::Tuning, 0, 512);
   const double eta = tune_gd_eta(tuning.data(), 512, 50, 10);
   const double gd1 = curve_mean(gd1_curve(test[0].states.data(), 64, 50, 10, eta));

@@ -1,0 +1,215 @@
+// Raw tokens, delay-embedded tokens and sinusoidal positions (SPEC_EXPERIMENTS.md 1d, 1e) on
+// hand-written examples.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "data/tokens.hpp"
+
+namespace mesalab {
+namespace {
+
+// Two sequences of T + 1 = 5 observations in R^2: sequence 0 holds o_t = (2t - 1, 2t),
+// sequence 1 the same plus 100.
+std::vector<double> tiny_states() {
+  std::vector<double> s;
+  for (int b = 0; b < 2; ++b) {
+    for (int t = 1; t <= 5; ++t) {
+      s.push_back(100.0 * b + 2 * t - 1);
+      s.push_back(100.0 * b + 2 * t);
+    }
+  }
+  return s;
+}
+
+template <class S>
+void check_raw() {
+  const std::vector<double> states = tiny_states();
+  std::vector<S> tokens(2 * 4 * 2, S(-1)), labels(2 * 4 * 2, S(-1));
+  build_raw_tokens<S>(states.data(), 2, 4, 2, tokens.data(), labels.data());
+  const std::vector<S> expected_tokens = {1,   2,   3,   4,   5,   6,   7,   8,
+                                          101, 102, 103, 104, 105, 106, 107, 108};
+  const std::vector<S> expected_labels = {3,   4,   5,   6,   7,   8,   9,   10,
+                                          103, 104, 105, 106, 107, 108, 109, 110};
+  EXPECT_EQ(tokens, expected_tokens);
+  EXPECT_EQ(labels, expected_labels);
+}
+
+TEST(TokensRaw, LayoutDouble) { check_raw<double>(); }
+TEST(TokensRaw, LayoutFloat) { check_raw<float>(); }
+
+TEST(TokensRaw, FloatIsRoundedDouble) {
+  const std::vector<double> states = {0.1, 1.0 / 3.0, -2.7, 1e-9, 5.5, 6.25};
+  std::vector<float> tf(4), lf(4);
+  std::vector<double> td(4), ld(4);
+  build_raw_tokens(states.data(), 1, 2, 2, tf.data(), lf.data());
+  build_raw_tokens(states.data(), 1, 2, 2, td.data(), ld.data());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(tf[i], float(td[i]));
+    EXPECT_EQ(lf[i], float(ld[i]));
+  }
+}
+
+// obs_dim 2, embed 7: slots = 3 and one remainder channel.
+//   e_t = [o_t, o_{t-1}, o_{t-2}, 0] with o_j = 0 for j < 1.
+template <class S>
+void check_delay() {
+  const std::vector<double> states = tiny_states();
+  constexpr int kE = 7;
+  std::vector<S> tokens(2 * 4 * kE, S(-1)), labels(2 * 4 * 2, S(-1));
+  build_delay_tokens<S>(states.data(), 2, 4, 2, kE, tokens.data(), labels.data());
+  const std::vector<S> expected_seq0 = {
+      1, 2, 0, 0, 0, 0, 0,  // t = 1: nothing before the start
+      3, 4, 1, 2, 0, 0, 0,  // t = 2
+      5, 6, 3, 4, 1, 2, 0,  // t = 3
+      7, 8, 5, 6, 3, 4, 0,  // t = 4: o_1 no longer fits
+  };
+  const std::vector<S> expected_seq1 = {
+      101, 102, 0,   0,   0,   0,   0,  //
+      103, 104, 101, 102, 0,   0,   0,  //
+      105, 106, 103, 104, 101, 102, 0,  //
+      107, 108, 105, 106, 103, 104, 0,  //
+  };
+  EXPECT_EQ(std::vector<S>(tokens.begin(), tokens.begin() + 4 * kE), expected_seq0);
+  EXPECT_EQ(std::vector<S>(tokens.begin() + 4 * kE, tokens.end()), expected_seq1);
+  const std::vector<S> expected_labels = {3,   4,   5,   6,   7,   8,   9,   10,
+                                          103, 104, 105, 106, 107, 108, 109, 110};
+  EXPECT_EQ(labels, expected_labels);
+}
+
+TEST(TokensDelay, LayoutDouble) { check_delay<double>(); }
+TEST(TokensDelay, LayoutFloat) { check_delay<float>(); }
+
+// With embed_dim = obs_dim there is one slot and the delay tokens are the raw tokens; an exact
+// multiple leaves no remainder channel and the window covers the whole history.
+TEST(TokensDelay, EdgeSlotCounts) {
+  const std::vector<double> states = tiny_states();
+  std::vector<double> raw_t(16), raw_l(16), del_t(16, -1.0), del_l(16, -1.0);
+  build_raw_tokens(states.data(), 2, 4, 2, raw_t.data(), raw_l.data());
+  build_delay_tokens(states.data(), 2, 4, 2, 2, del_t.data(), del_l.data());
+  EXPECT_EQ(raw_t, del_t);
+  EXPECT_EQ(raw_l, del_l);
+
+  std::vector<double> full(2 * 4 * 8, -1.0), labels(16);
+  build_delay_tokens(states.data(), 2, 4, 2, 8, full.data(), labels.data());
+  const std::vector<double> last_seq0 = {7, 8, 5, 6, 3, 4, 1, 2};
+  EXPECT_EQ(std::vector<double>(full.begin() + 3 * 8, full.begin() + 4 * 8), last_seq0);
+}
+
+TEST(TokensDelay, RejectsBadShape) {
+  std::vector<double> buf(256);
+  EXPECT_THROW(build_delay_tokens(buf.data(), 1, 2, 3, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_delay_tokens(buf.data(), 0, 2, 1, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_delay_tokens(buf.data(), 1, 0, 1, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_delay_tokens(buf.data(), 1, 2, 0, 2, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_raw_tokens(buf.data(), 1, 2, 0, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_raw_tokens(buf.data(), 0, 2, 1, buf.data(), buf.data()), Error);
+  EXPECT_THROW(build_raw_tokens(buf.data(), 1, 0, 1, buf.data(), buf.data()), Error);
+}
+
+// width 4: frequencies 10000^0 = 1 and 10000^{-2/4} = 0.01.
+TEST(TokensSinusoidal, HandComputedValues) {
+  std::vector<double> pe(3 * 4, -7.0);
+  sinusoidal_positions(3, 4, pe.data());
+  const std::vector<double> expected = {
+      0.0,
+      1.0,
+      0.0,
+      1.0,  // pos 0
+      std::sin(1),
+      std::cos(1),
+      std::sin(0.01),
+      std::cos(0.01),  // pos 1
+      std::sin(2),
+      std::cos(2),
+      std::sin(0.02),
+      std::cos(0.02),  // pos 2
+  };
+  for (size_t i = 0; i < pe.size(); ++i) EXPECT_NEAR(pe[i], expected[i], 1e-15) << "index " << i;
+  // Hand values: sin 1 = 0.8414709848, cos 0.02 = 0.9998000067.
+  EXPECT_NEAR(pe[4], 0.8414709848078965, 1e-15);
+  EXPECT_NEAR(pe[11], 0.9998000066665778, 1e-15);
+
+  // Odd width 5: columns sin/cos(pos), sin/cos(pos 10000^{-2/5}), sin(pos 10000^{-4/5}).
+  std::vector<double> odd(4 * 5, -7.0);
+  sinusoidal_positions(4, 5, odd.data());
+  const double w1 = std::pow(10000.0, -0.4);  // 0.0251188643
+  const double w2 = std::pow(10000.0, -0.8);  // 0.000630957344
+  EXPECT_NEAR(w1, 0.025118864315095794, 1e-15);
+  const int pos = 3;
+  EXPECT_NEAR(odd[pos * 5 + 0], std::sin(3.0), 1e-15);
+  EXPECT_NEAR(odd[pos * 5 + 1], std::cos(3.0), 1e-15);
+  EXPECT_NEAR(odd[pos * 5 + 2], std::sin(3.0 * w1), 1e-15);
+  EXPECT_NEAR(odd[pos * 5 + 3], std::cos(3.0 * w1), 1e-15);
+  EXPECT_NEAR(odd[pos * 5 + 4], std::sin(3.0 * w2), 1e-15);
+  for (int c = 0; c < 5; ++c) EXPECT_EQ(odd[c], c % 2 == 0 ? 0.0 : 1.0);  // pos 0
+
+  // Width 1 is a single sine column.
+  std::vector<double> one(3);
+  sinusoidal_positions(3, 1, one.data());
+  EXPECT_NEAR(one[2], std::sin(2.0), 1e-15);
+}
+
+TEST(TokensSinusoidal, PairsLieOnTheUnitCircle) {
+  constexpr int kT = 50, kW = 16;
+  std::vector<double> pe(kT * kW);
+  sinusoidal_positions(kT, kW, pe.data());
+  for (int pos = 0; pos < kT; ++pos) {
+    for (int i = 0; i < kW / 2; ++i) {
+      const double s = pe[pos * kW + 2 * i];
+      const double c = pe[pos * kW + 2 * i + 1];
+      ASSERT_NEAR(s * s + c * c, 1.0, 1e-14) << "pos " << pos << " pair " << i;
+    }
+    // The last pair turns by 10000^{-14/16} per position; its angle stays below pi here.
+    const double angle = std::atan2(pe[pos * kW + kW - 2], pe[pos * kW + kW - 1]);
+    EXPECT_NEAR(angle, pos * std::pow(10000.0, -14.0 / 16.0), 1e-14) << "pos " << pos;
+  }
+  EXPECT_THROW(sinusoidal_positions(0, 4, pe.data()), Error);
+  EXPECT_THROW(sinusoidal_positions(4, 0, pe.data()), Error);
+}
+
+// build_tokens dispatches to the builder of each format and checks the width.
+TEST(TokensFormat, DispatchMatchesBuildersAndChecksWidth) {
+  const std::vector<double> states = tiny_states();
+  std::vector<float> a(2 * 4 * 8), b(2 * 4 * 8), la(16), lb(16);
+  build_tokens(TokenFormat::Constructed, states.data(), 2, 4, 2, 8, a.data(), la.data());
+  build_constructed_tokens(states.data(), 2, 4, 2, b.data(), lb.data());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(la, lb);
+  build_tokens(TokenFormat::Raw, states.data(), 2, 4, 2, 2, a.data(), la.data());
+  build_raw_tokens(states.data(), 2, 4, 2, b.data(), lb.data());
+  EXPECT_EQ(std::vector<float>(a.begin(), a.begin() + 16),
+            std::vector<float>(b.begin(), b.begin() + 16));
+  EXPECT_EQ(la, lb);
+  build_tokens(TokenFormat::Delay, states.data(), 2, 4, 2, 7, a.data(), la.data());
+  build_delay_tokens(states.data(), 2, 4, 2, 7, b.data(), lb.data());
+  EXPECT_EQ(std::vector<float>(a.begin(), a.begin() + 56),
+            std::vector<float>(b.begin(), b.begin() + 56));
+  EXPECT_EQ(la, lb);
+  EXPECT_THROW(
+      build_tokens(TokenFormat::Constructed, states.data(), 2, 4, 2, 6, a.data(), la.data()),
+      Error);
+  EXPECT_THROW(build_tokens(TokenFormat::Raw, states.data(), 2, 4, 2, 3, a.data(), la.data()),
+               Error);
+  EXPECT_THROW(build_tokens(TokenFormat::Delay, states.data(), 2, 4, 2, 1, a.data(), la.data()),
+               Error);
+}
+
+TEST(TokensFormat, NamesRoundTrip) {
+  for (TokenFormat f : {TokenFormat::Constructed, TokenFormat::Raw, TokenFormat::Delay}) {
+    EXPECT_EQ(parse_token_format(token_format_name(f)), f);
+  }
+  EXPECT_EQ(token_format_name(TokenFormat::Delay), "delay");
+  try {
+    parse_token_format("constructd");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("constructed, raw, delay"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace mesalab
