@@ -288,6 +288,34 @@ TEST(RunConfigErrors, EmbedDimMustMatchConstructedTokens) {
   EXPECT_CONTAINS(set_error({"data.dim=5", "model.embed_dim=40"}), "model.embed_dim");
 }
 
+TEST(RunConfigTokens, RawTokensAreEmbeddedFromTheObservedDim) {
+  const RunConfig raw = make_run_config(json(), {"data.tokens=raw", "model.embed_dim=64"});
+  EXPECT_EQ(raw.tokens, TokenFormat::Raw);
+  EXPECT_EQ(raw.model.input_dim, 10);
+  EXPECT_EQ(raw.model.embed_dim, 64);
+  EXPECT_EQ(raw.model.token_dim(), 10);
+  const RunConfig delay = make_run_config(
+      json(), {"data.tokens=delay", "data.obs_dim=5", "data.noise_obs=0.1", "model.embed_dim=22"});
+  EXPECT_EQ(delay.model.data_dim, 5);
+  EXPECT_EQ(delay.model.input_dim, 0);
+  EXPECT_EQ(delay.model.token_dim(), 22);
+  const RunConfig observed = make_run_config(json(), {"data.obs_dim=3"});
+  EXPECT_EQ(observed.model.data_dim, 3);
+  EXPECT_EQ(observed.model.embed_dim, 12) << "constructed tokens are 4 x observed dim wide";
+}
+
+TEST(RunConfigErrors, DataKindsAndObservationModel) {
+  EXPECT_CONTAINS(set_error({"data.kind=chaotic"}), "data.kind");
+  EXPECT_CONTAINS(set_error({"data.tokens=onehot"}), "data.tokens");
+  EXPECT_CONTAINS(set_error({"data.min_eig=0.95"}), "data.min_eig");
+  EXPECT_CONTAINS(set_error({"data.eye_obs=true", "data.obs_dim=4"}), "data.eye_obs");
+  EXPECT_CONTAINS(set_error({"data.kind=nonlinear", "data.obs_dim=4"}), "data.obs_dim");
+  EXPECT_CONTAINS(set_error({"data.noise_obs=-1"}), "data.noise_obs");
+  EXPECT_CONTAINS(set_error({"data.tokens=delay", "data.obs_dim=5", "model.embed_dim=4"}),
+                  "model.embed_dim");
+  EXPECT_CONTAINS(set_error({"model.mlp=true", "model.mlp_hidden=0"}), "model.mlp_hidden");
+}
+
 TEST(RunConfigErrors, LayerListLengthMismatch) {
   std::string msg = set_error({R"(model.layer=["softmax","mesa"])", "model.layers=3"});
   EXPECT_CONTAINS(msg, "model.layer");

@@ -17,7 +17,7 @@ TEST(Presets, EveryConfigFileResolves) {
     EXPECT_NO_THROW(make_run_config(load_config_file(entry.path().string()), {}));
     ++count;
   }
-  EXPECT_GE(count, 4);
+  EXPECT_GE(count, 11);
 }
 
 }  // namespace
