@@ -27,20 +27,21 @@ struct BenchArgs {
 int run_bench(const BenchArgs& a) {
   const BenchShape shape;
   const double ceiling = gemm_ceiling_gflops();
-  const std::vector<std::pair<MixerKind, int>> configs = {
-      {MixerKind::Linear, 1},  {MixerKind::Linear, 2}, {MixerKind::Linear, 6},
-      {MixerKind::Softmax, 2}, {MixerKind::Mesa, 1},   {MixerKind::Mesa, 2}};
+  const std::vector<BenchModel> configs = {
+      {MixerKind::Linear, 1},        {MixerKind::Linear, 2},    {MixerKind::Linear, 6},
+      {MixerKind::Softmax, 2},       {MixerKind::Mesa, 1},      {MixerKind::Mesa, 2},
+      {MixerKind::Softmax, 7, true}, {MixerKind::Mesa, 2, true}};
   nlohmann::json records = nlohmann::json::array();
   if (!a.json)
     fmt::print(
         "cpu: {}, threads: {}, B={} T={} E={} H={} K={}\nGEMM ceiling (float 1024^3, all "
-        "threads): {:.1f} GFLOP/s\n\n{:<8} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
+        "threads): {:.1f} GFLOP/s\n\n{:<13} {:>6} {:>10} {:>10} {:>10} {:>9} {:>9}\n",
         cpu_model(), omp_get_max_threads(), shape.batch, shape.seq_len, shape.embed_dim,
         shape.heads, shape.key_size, ceiling, "model", "layers", "train ms", "GFLOP/s", "% ceiling",
         "fwd ms", "GFLOP/s");
-  for (const auto& [kind, layers] : configs) {
-    if (kind == MixerKind::Mesa && !a.include_mesa) continue;
-    StepTiming t = time_model(shape, kind, layers, a.seconds);
+  for (const BenchModel& m : configs) {
+    if (m.kind == MixerKind::Mesa && !a.include_mesa) continue;
+    StepTiming t = time_model(shape, m, a.seconds);
     t.fraction_of_ceiling = t.train_gflops / ceiling;
     records.push_back({{"kind", t.kind},
                        {"layers", t.layers},
@@ -50,7 +51,7 @@ int run_bench(const BenchArgs& a) {
                        {"fwd_gflops", t.fwd_gflops},
                        {"fraction_of_ceiling", t.fraction_of_ceiling}});
     if (!a.json)
-      fmt::print("{:<8} {:>6} {:>10.2f} {:>10.1f} {:>9.0f}% {:>9.2f} {:>9.1f}\n", t.kind, t.layers,
+      fmt::print("{:<13} {:>6} {:>10.2f} {:>10.1f} {:>9.0f}% {:>9.2f} {:>9.1f}\n", t.kind, t.layers,
                  t.train_ms, t.train_gflops, 100 * t.fraction_of_ceiling, t.fwd_ms, t.fwd_gflops);
   }
   if (a.json)

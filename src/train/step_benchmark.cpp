@@ -12,10 +12,32 @@
 
 namespace mesalab {
 
-double forward_flops(const BenchShape& s, MixerKind kind) {
+// The model a BenchModel stands for; data_dim = E/4 as for constructed tokens.
+static ModelConfig bench_config(const BenchShape& s, const BenchModel& m) {
+  ModelConfig cfg;
+  cfg.embed_dim = s.embed_dim;
+  cfg.data_dim = s.embed_dim / 4;
+  cfg.heads = s.heads;
+  cfg.key_size = s.key_size;
+  cfg.mixers.assign(size_t(m.layers), m.kind);
+  if (m.full) {
+    cfg.input_dim = cfg.data_dim;
+    cfg.positional_codes = true;
+    cfg.layer_norm = true;
+    cfg.mlp = true;
+    cfg.mlp_hidden = 2 * s.embed_dim;
+  }
+  return cfg;
+}
+
+double forward_flops(const BenchShape& s, const BenchModel& m) {
+  const ModelConfig c = bench_config(s, m);
   const double B = s.batch, T = s.seq_len, E = s.embed_dim, H = s.heads, K = s.key_size;
-  double flops = 2 * B * T * E * (H * K) * 4 + 4 * B * H * T * T * K;
-  if (kind == MixerKind::Mesa) flops += B * H * T * (9 * K * K + 2 * K);
+  double per_layer = 2 * B * T * E * (H * K) * 4 + 4 * B * H * T * T * K;
+  if (m.kind == MixerKind::Mesa) per_layer += B * H * T * (9 * K * K + 2 * K);
+  if (c.mlp) per_layer += 4 * B * T * E * c.mlp_hidden;
+  double flops = per_layer * m.layers;
+  if (c.embedding()) flops += 2 * B * T * (double(c.input_dim) * E + E * c.data_dim);
   return flops;
 }
 
@@ -55,19 +77,14 @@ double gemm_ceiling_gflops(int n) {
   return 2.0 * double(n) * n * n / (ms * 1e6);
 }
 
-StepTiming time_model(const BenchShape& s, MixerKind kind, int layers, double seconds) {
-  ModelConfig cfg;
-  cfg.embed_dim = s.embed_dim;
-  cfg.data_dim = s.embed_dim / 4;
-  cfg.heads = s.heads;
-  cfg.key_size = s.key_size;
-  cfg.mixers.assign(size_t(layers), kind);
+StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds) {
+  const ModelConfig cfg = bench_config(s, bm);
   const Transformer model(cfg);
   std::vector<float> params(model.num_params()), grads(model.num_params());
   std::vector<float> m(model.num_params(), 0.0f), v(model.num_params(), 0.0f);
   model.init_params(params.data(), 1);
   // O(1) random tokens: timing does not depend on the values, only finiteness matters.
-  std::vector<float> tokens(size_t(s.batch) * s.seq_len * s.embed_dim);
+  std::vector<float> tokens(size_t(s.batch) * s.seq_len * cfg.token_dim());
   std::vector<float> labels(size_t(s.batch) * s.seq_len * cfg.data_dim);
   Rng rng{7};
   for (float& x : tokens) x = float(rng.uniform(-1, 1));
@@ -78,8 +95,8 @@ StepTiming time_model(const BenchShape& s, MixerKind kind, int layers, double se
   int64_t step = 0;
 
   StepTiming r;
-  r.kind = std::string(mixer_name(kind));
-  r.layers = layers;
+  r.kind = (bm.full ? "full-" : "") + std::string(mixer_name(bm.kind));
+  r.layers = bm.layers;
   r.train_ms = median_ms(
       [&] {
         runner.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data());
@@ -89,7 +106,7 @@ StepTiming time_model(const BenchShape& s, MixerKind kind, int layers, double se
   r.fwd_ms = median_ms(
       [&] { runner.token_errors(params.data(), tokens.data(), labels.data(), sq_err.data()); },
       seconds);
-  const double fwd = forward_flops(s, kind) * layers;
+  const double fwd = forward_flops(s, bm);
   r.train_gflops = 3 * fwd / (r.train_ms * 1e6);
   r.fwd_gflops = fwd / (r.fwd_ms * 1e6);
   return r;
