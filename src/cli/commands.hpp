@@ -29,5 +29,7 @@ Command add_baselines_command(CLI::App& root);
 Command add_bench_command(CLI::App& root);
 Command add_config_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
+Command add_probe_command(CLI::App& root);
+Command add_revalg_command(CLI::App& root);
 
 }  // namespace mesalab::cli

@@ -1,0 +1,336 @@
+#include "analysis/probes.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <exception>
+
+#include "core/error.hpp"
+#include "core/stats.hpp"
+#include "model/batch_runner.hpp"
+
+namespace mesalab {
+
+namespace {
+
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstRows = Eigen::Map<const RowMatrix>;
+
+void check_batch(const TokenBatch& b) {
+  if (b.batch < 1 || b.seq_len < 1 || b.dim < 1)
+    fail("probes: batch, seq_len and dim must be >= 1, got {}, {}, {}", b.batch, b.seq_len, b.dim);
+  if (b.states.size() != size_t(b.batch) * (b.seq_len + 1) * b.dim)
+    fail("probes: states hold {} values, expected (B, T+1, D) = ({}, {}, {})", b.states.size(),
+         b.batch, b.seq_len + 1, b.dim);
+}
+
+// Copies rows with keep[b] != 0 of a (rows, cols) row-major matrix (all rows if keep is null).
+RowMatrix kept_rows(const double* m, int rows, int cols, const std::vector<char>* keep) {
+  const ConstRows full(m, rows, cols);
+  if (keep == nullptr) return full;
+  const auto n = std::count_if(keep->begin(), keep->end(), [](char k) { return k != 0; });
+  RowMatrix out(n, cols);
+  Eigen::Index r = 0;
+  for (int b = 0; b < rows; ++b)
+    if ((*keep)[size_t(b)] != 0) out.row(r++) = full.row(b);
+  return out;
+}
+
+// Index of (t, layer) in a (T, L+1) row-major result matrix.
+size_t result_index(int t, int layer, int layers) { return size_t(t) * (layers + 1) + layer; }
+
+}  // namespace
+
+std::string_view probe_target_name(ProbeTarget target) {
+  switch (target) {
+    case ProbeTarget::Current:
+      return "current";
+    case ProbeTarget::Next:
+      return "next";
+    case ProbeTarget::InverseCurrent:
+      return "inverse";
+  }
+  return "?";
+}
+
+ProbeTarget parse_probe_target(std::string_view name) {
+  for (ProbeTarget t : {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent})
+    if (name == probe_target_name(t)) return t;
+  fail("unknown probe target '{}' (allowed: current, next, inverse)", name);
+}
+
+void ProbeOptions::validate() const {
+  if (!(lambda > 0.0) || !std::isfinite(lambda))
+    fail("probe lambda must be finite and > 0, got {}", lambda);
+  if (!(outlier_z > 0.0)) fail("probe outlier z-score threshold must be > 0, got {}", outlier_z);
+}
+
+// A_{t,l}[b, :] = x_l[b, t, :] for each chunk of kChunkSequences sequences, run on a
+// thread-local workspace. Chunks are fixed by the batch alone and each writes its own
+// sequences, so the values do not depend on the thread count.
+LayerActivations collect_activations(const Transformer& model, const float* params,
+                                     const TokenBatch& batch) {
+  check_batch(batch);
+  const ModelConfig& c = model.config();
+  const int B = batch.batch, T = batch.seq_len, W = batch.width, D = c.data_dim;
+  const int L = c.layers(), E = c.embed_dim;
+  if (W != c.token_dim() || batch.tokens.size() != size_t(B) * T * W)
+    fail("probes: tokens are {} wide ({} values), the model takes {}-wide tokens", W,
+         batch.tokens.size(), c.token_dim());
+  if (batch.labels.size() != size_t(B) * T * D)
+    fail("probes: labels hold {} values, the model predicts (B, T, D) = ({}, {}, {})",
+         batch.labels.size(), B, T, D);
+
+  LayerActivations acts;
+  acts.batch = B;
+  acts.seq_len = T;
+  acts.layers = L;
+  acts.width = E;
+  acts.values.resize(size_t(L + 1) * T * B * E);
+  const int chunks = (B + kChunkSequences - 1) / kChunkSequences;
+  const int max_chunk = std::min(B, kChunkSequences);
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
+#pragma omp parallel
+  {
+    Workspace<float> ws = model.make_workspace<float>(max_chunk, T);
+    const size_t block = size_t(max_chunk) * T * E;  // stride between x_l blocks
+#pragma omp for schedule(dynamic, 1)
+    for (int ch = 0; ch < chunks; ++ch) {
+      const int first = ch * kChunkSequences;
+      const int count = std::min(kChunkSequences, B - first);
+      try {
+        model.run<float>(params, batch.tokens.data() + size_t(first) * T * W,
+                         batch.labels.data() + size_t(first) * T * D, count, ws);
+        for (int l = 0; l <= L; ++l)
+          for (int b = 0; b < count; ++b)
+            for (int t = 0; t < T; ++t) {
+              const float* src = ws.x.data() + l * block + (size_t(b) * T + t) * E;
+              double* dst = acts.values.data() + ((size_t(l) * T + t) * B + size_t(first + b)) * E;
+              std::copy(src, src + E, dst);
+            }
+      } catch (...) {
+        errors[size_t(ch)] = std::current_exception();
+      }
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return acts;
+}
+
+// Per sequence: G_0 = 0; y_t = LLT(G_t + lambda I).solve(u_t); G_{t+1} = G_t + u_t u_t^T.
+// G_t + lambda I is symmetric positive definite for lambda > 0, so Cholesky applies.
+std::vector<double> preconditioned_inputs(const double* states, int batch, int seq_len, int dim,
+                                          double lambda) {
+  if (batch < 1 || seq_len < 1 || dim < 1)
+    fail("preconditioned_inputs: batch, seq_len and dim must be >= 1, got {}, {}, {}", batch,
+         seq_len, dim);
+  if (!(lambda > 0.0) || !std::isfinite(lambda))
+    fail("preconditioned_inputs: lambda must be finite and > 0, got {}", lambda);
+  std::vector<double> out(size_t(seq_len) * batch * dim);
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < batch; ++b) {
+    const ConstRows seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(dim, dim);
+    Eigen::LLT<Eigen::MatrixXd> llt(dim);
+    const Eigen::MatrixXd lambda_eye = lambda * Eigen::MatrixXd::Identity(dim, dim);
+    for (int t = 0; t < seq_len; ++t) {
+      const Eigen::VectorXd u = seq.row(t).transpose();
+      llt.compute(gram + lambda_eye);
+      Eigen::Map<Eigen::VectorXd>(out.data() + (size_t(t) * batch + b) * dim, dim) = llt.solve(u);
+      gram.noalias() += u * u.transpose();
+    }
+  }
+  return out;
+}
+
+std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, double lambda) {
+  check_batch(batch);
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim;
+  if (target == ProbeTarget::InverseCurrent)
+    return preconditioned_inputs(batch.states.data(), B, T, D, lambda);
+  const int shift = target == ProbeTarget::Next ? 1 : 0;
+  std::vector<double> y(size_t(T) * B * D);
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b) {
+      const double* src = batch.states.data() + (size_t(b) * (T + 1) + t + shift) * D;
+      std::copy(src, src + D, y.data() + (size_t(t) * B + b) * D);
+    }
+  return y;
+}
+
+// n_b = |y_b|,  z_b = (n_b - mean n) / std n  (population std).
+std::vector<char> outlier_keep_mask(const double* y, int rows, int dim, double z_threshold) {
+  std::vector<char> keep(size_t(rows), 1);
+  if (std::isinf(z_threshold) && z_threshold > 0.0) return keep;
+  const Eigen::VectorXd norms = ConstRows(y, rows, dim).rowwise().norm();
+  const double mean = norms.mean();
+  const double sd = std::sqrt((norms.array() - mean).square().mean());
+  if (!(sd > 0.0)) return keep;
+  for (int b = 0; b < rows; ++b)
+    if ((norms(b) - mean) / sd >= z_threshold) keep[size_t(b)] = 0;
+  return keep;
+}
+
+std::vector<double> least_squares_probe(const double* a, const double* y, int rows, int in_dim,
+                                        int out_dim) {
+  if (rows < 1 || in_dim < 1 || out_dim < 1)
+    fail("least_squares_probe: rows, in_dim and out_dim must be >= 1, got {}, {}, {}", rows, in_dim,
+         out_dim);
+  const Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod(ConstRows(a, rows, in_dim));
+  const RowMatrix p = cod.solve(Eigen::MatrixXd(ConstRows(y, rows, out_dim)));
+  return {p.data(), p.data() + p.size()};
+}
+
+// With A, Y the kept rows (n of them): P = least_squares_probe(A, Y), R = A P - Y,
+// loss = |R|_F^2 / (2n), r2 = 1 - |R|_F^2 / |Y - 1 mean(Y)|_F^2.
+ProbeFit fit_probe(const double* a, const double* y, int rows, int in_dim, int out_dim,
+                   const std::vector<char>* keep) {
+  if (keep != nullptr && keep->size() != size_t(rows))
+    fail("fit_probe: the keep mask has {} entries for {} rows", keep->size(), rows);
+  const RowMatrix ak = kept_rows(a, rows, in_dim, keep);
+  const RowMatrix yk = kept_rows(y, rows, out_dim, keep);
+  const int n = int(ak.rows());
+  if (n < 1) fail("fit_probe: no rows left to fit");
+  const std::vector<double> p = least_squares_probe(ak.data(), yk.data(), n, in_dim, out_dim);
+  const RowMatrix residual = ak * ConstRows(p.data(), in_dim, out_dim) - yk;
+  const double sse = residual.squaredNorm();
+  const double sst = (yk.rowwise() - yk.colwise().mean()).squaredNorm();
+  ProbeFit fit;
+  fit.kept = n;
+  fit.loss = sse / (2.0 * n);
+  fit.r2 = sst > 0.0 ? 1.0 - sse / sst : std::nan("");
+  return fit;
+}
+
+ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, ProbeTarget target,
+                      const ProbeOptions& options) {
+  options.validate();
+  check_batch(batch);
+  if (acts.batch != batch.batch || acts.seq_len != batch.seq_len)
+    fail("run_probe: activations are for (B, T) = ({}, {}), the batch is ({}, {})", acts.batch,
+         acts.seq_len, batch.batch, batch.seq_len);
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim, L = acts.layers;
+  const std::vector<double> y = probe_targets(target, batch, options.lambda);
+  ProbeResult r;
+  r.target = target;
+  r.layers = L;
+  r.seq_len = T;
+  r.loss.resize(size_t(T) * (L + 1));
+  r.r2.resize(r.loss.size());
+  r.kept.resize(size_t(T));
+  const double z = target == ProbeTarget::InverseCurrent ? options.outlier_z
+                                                         : std::numeric_limits<double>::infinity();
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(T));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int t = 0; t < T; ++t) {
+    try {
+      const double* y_t = y.data() + size_t(t) * B * D;
+      const std::vector<char> keep = outlier_keep_mask(y_t, B, D, z);
+      for (int l = 0; l <= L; ++l) {
+        const ProbeFit f = fit_probe(acts.at(l, t), y_t, B, acts.width, D, &keep);
+        r.loss[result_index(t, l, L)] = f.loss;
+        r.r2[result_index(t, l, L)] = f.r2;
+        r.kept[size_t(t)] = f.kept;
+      }
+    } catch (...) {
+      errors[size_t(t)] = std::current_exception();
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return r;
+}
+
+ControlResult control_probe(const TokenBatch& batch, const ProbeOptions& options) {
+  options.validate();
+  check_batch(batch);
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim;
+  const std::vector<double> x = probe_targets(ProbeTarget::InverseCurrent, batch, options.lambda);
+  const std::vector<double> y = probe_targets(ProbeTarget::Next, batch, options.lambda);
+  ControlResult r;
+  r.loss.resize(size_t(T));
+  r.r2.resize(size_t(T));
+  r.kept.resize(size_t(T));
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(T));
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int t = 0; t < T; ++t) {
+    try {
+      const double* x_t = x.data() + size_t(t) * B * D;
+      const std::vector<char> keep = outlier_keep_mask(x_t, B, D, options.outlier_z);
+      const ProbeFit f = fit_probe(x_t, y.data() + size_t(t) * B * D, B, D, D, &keep);
+      r.loss[size_t(t)] = f.loss;
+      r.r2[size_t(t)] = f.r2;
+      r.kept[size_t(t)] = f.kept;
+    } catch (...) {
+      errors[size_t(t)] = std::current_exception();
+    }
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  return r;
+}
+
+std::string probes_csv(const std::vector<ProbeResult>& results, const ControlResult* control) {
+  std::string csv = "target,layer,t,loss,r2\n";
+  for (const ProbeResult& r : results)
+    for (int l = 0; l <= r.layers; ++l)
+      for (int t = 0; t < r.seq_len; ++t)
+        csv += fmt::format("{},{},{},{:.8g},{:.8g}\n", probe_target_name(r.target), l, t + 1,
+                           r.loss_at(t, l), r.r2_at(t, l));
+  if (control != nullptr)
+    for (size_t t = 0; t < control->loss.size(); ++t)
+      csv += fmt::format("control,,{},{:.8g},{:.8g}\n", t + 1, control->loss[t], control->r2[t]);
+  return csv;
+}
+
+namespace {
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+nlohmann::json numbers(const std::vector<double>& v) {
+  nlohmann::json out = nlohmann::json::array();
+  for (double x : v) out.push_back(number(x));
+  return out;
+}
+
+// Rows t = 0..T-1 of a (T, L+1) matrix.
+nlohmann::json table(const std::vector<double>& m, int seq_len, int layers) {
+  nlohmann::json out = nlohmann::json::array();
+  for (int t = 0; t < seq_len; ++t) {
+    const auto row = m.begin() + std::ptrdiff_t(result_index(t, 0, layers));
+    out.push_back(numbers(std::vector<double>(row, row + layers + 1)));
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json probes_json(const std::vector<ProbeResult>& results, const ControlResult* control) {
+  nlohmann::json out = nlohmann::json::object();
+  nlohmann::json probes = nlohmann::json::object();
+  for (const ProbeResult& r : results) {
+    out["seq_len"] = r.seq_len;
+    out["layers"] = r.layers;
+    std::vector<double> mean_loss;
+    for (int l = 0; l <= r.layers; ++l) {
+      std::vector<double> curve;
+      for (int t = 0; t < r.seq_len; ++t) curve.push_back(r.loss_at(t, l));
+      mean_loss.push_back(curve_mean(curve));
+    }
+    probes[std::string(probe_target_name(r.target))] = {
+        {"loss", table(r.loss, r.seq_len, r.layers)},
+        {"r2", table(r.r2, r.seq_len, r.layers)},
+        {"kept", r.kept},
+        {"mean_loss", numbers(mean_loss)}};
+  }
+  out["probes"] = probes;
+  if (control != nullptr)
+    out["control"] = {
+        {"loss", numbers(control->loss)}, {"r2", numbers(control->r2)}, {"kept", control->kept}};
+  return out;
+}
+
+}  // namespace mesalab

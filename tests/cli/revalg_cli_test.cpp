@@ -1,0 +1,183 @@
+// End-to-end tests of `mesalab revalg`: a tiny 1-layer LSA run gets the block structure and
+// the closed-form loss comparison (JSON on stdout and RUN_DIR/revalg.json); a softmax run
+// gets the structure only, with a note, and is refused (exit 2) under --closed-form; models
+// without token slots (mesa) and missing runs are bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace mesalab {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Result {
+  int code = -1;  // exit status, -1 if killed by a signal
+  std::string out, err;
+};
+
+std::string read_all(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> nonempty_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+  return lines;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string describe(const Result& r) {
+  return "exit " + std::to_string(r.code) + ", stdout:\n" + r.out + "\nstderr:\n" + r.err;
+}
+
+class RevalgCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "mesalab_revalg_XXXXXX").string();
+    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
+    root_ = pattern;
+    runs_ = root_ / "runs";
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // Runs `mesalab <args>` (through the shell, as written) in root_.
+  Result mesalab(const std::string& args) {
+    const fs::path out = root_ / ".stdout", err = root_ / ".stderr";
+    const std::string cmd = "cd '" + root_.string() + "' && '" + std::string(MESALAB_BINARY) +
+                            "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_all(out);
+    r.err = read_all(err);
+    return r;
+  }
+
+  // A tiny run: 30 steps of 16 sequences of length 10, one test batch of 16.
+  fs::path train(const std::string& name, const std::string& extra) {
+    const Result r =
+        mesalab("train --set name=" + name + " --set train.runs_dir='" + runs_.string() +
+                "' --set train.steps=30 --set train.batch_size=16 --set data.seq_len=10 "
+                "--set train.test_batches=1 --set train.test_batch_size=16 --quiet --json " +
+                extra);
+    EXPECT_EQ(r.code, 0) << describe(r);
+    return runs_ / name;
+  }
+
+  fs::path root_, runs_;
+};
+
+TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {
+  const fs::path run = train("lsa", "--set model.layers=1");
+  Result r = mesalab("revalg '" + run.string() + "' --json");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["step"], 30);
+  EXPECT_EQ(j["data_dim"], 10);
+  ASSERT_EQ(j["structure"].size(), 1u);
+  ASSERT_EQ(j["structure"][0]["heads"].size(), 4u);  // default H = 4
+  const json& qk = j["structure"][0]["heads"][0]["qk"];
+  EXPECT_EQ(qk["scalars"].size(), 4u);
+  EXPECT_EQ(qk["scalars"][0].size(), 4u);
+  for (const char* key : {"diagonal_energy_fraction", "identity_energy_fraction"}) {
+    const double f = qk[key].get<double>();
+    EXPECT_TRUE(f >= 0.0 && f <= 1.0) << key << " = " << f;
+  }
+  EXPECT_TRUE(j["closed_form_note"].get<std::string>().empty());
+  ASSERT_TRUE(j["closed_form"].is_object()) << r.out;
+  const json& losses = j["closed_form"]["losses"];
+  for (const char* name : {"model", "revalg1", "revalg1_unclipped", "revalg1_fitted", "gd1",
+                           "gd1_clipped", "gd_w0", "least_squares", "zero"}) {
+    ASSERT_TRUE(losses.contains(name) && losses[name].is_number()) << name << ": " << r.out;
+    const double v = losses[name].get<double>();
+    EXPECT_TRUE(std::isfinite(v) && v > 0.0) << name << " = " << v;
+    EXPECT_EQ(j["closed_form"]["curves"][name].size(), 10u) << name;
+  }
+  EXPECT_EQ(j["closed_form"]["coefficients"].size(), 8u);
+  EXPECT_EQ(j["closed_form"]["gd_w0"]["w0"].size(), 10u);
+  // The file holds the same report.
+  const json file = json::parse(read_all(run / "revalg.json"), nullptr, false);
+  ASSERT_FALSE(file.is_discarded());
+  EXPECT_EQ(file, j);
+
+  // The trained model's loss is eval's (same test set), and GD-1 is the baselines' GD-1.
+  const Result e = mesalab("eval --json '" + run.string() + "'");
+  ASSERT_EQ(e.code, 0) << describe(e);
+  const json ej = json::parse(e.out, nullptr, false);
+  ASSERT_FALSE(ej.is_discarded()) << e.out;
+  EXPECT_NEAR(losses["model"].get<double>(), ej["model"]["mean"].get<double>(),
+              1e-12 * ej["model"]["mean"].get<double>());
+  EXPECT_DOUBLE_EQ(j["closed_form"]["gd_eta"].get<double>(), ej["gd_eta"].get<double>());
+
+  r = mesalab("revalg '" + run.string() + "'");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (const char* text : {"layer 0 (lsa), head 3", "M_QK", "M_PV", "RevAlg-1", "least squares"})
+    EXPECT_TRUE(contains(r.out, text)) << text << " missing from:\n" << r.out;
+  r = mesalab("revalg '" + run.string() + "' --closed-form --json");
+  EXPECT_EQ(r.code, 0) << describe(r);
+}
+
+TEST_F(RevalgCliTest, SoftmaxRunGetsStructureOnlyAndRefusesClosedForm) {
+  const fs::path run = train("sm", "--set model.layers=1 --set model.layer=softmax");
+  Result r = mesalab("revalg '" + run.string() + "' --json");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_TRUE(j["closed_form"].is_null());
+  EXPECT_TRUE(contains(j["closed_form_note"].get<std::string>(), "softmax")) << r.out;
+  ASSERT_EQ(j["structure"].size(), 1u);
+  EXPECT_EQ(j["structure"][0]["kind"], "softmax");
+
+  r = mesalab("revalg '" + run.string() + "'");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "no closed-form comparison")) << r.out;
+
+  r = mesalab("revalg --closed-form '" + run.string() + "'");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  const auto lines = nonempty_lines(r.out + r.err);
+  ASSERT_EQ(lines.size(), 1u) << describe(r);
+  EXPECT_TRUE(contains(lines[0], "softmax")) << lines[0];
+  EXPECT_TRUE(r.out.empty()) << describe(r);
+}
+
+TEST_F(RevalgCliTest, UnslottedOrMissingRunsAreBadInput) {
+  const fs::path run = train("mesa", "--set model.layers=1 --set model.layer=mesa");
+  Result r = mesalab("revalg '" + run.string() + "'");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "mesa")) << describe(r);
+  EXPECT_EQ(nonempty_lines(r.err).size(), 1u) << describe(r);
+  EXPECT_FALSE(fs::exists(run / "revalg.json"));
+
+  r = mesalab("revalg '" + (root_ / "nope").string() + "'");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  r = mesalab("revalg");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "run_dir")) << describe(r);
+  r = mesalab("revalg --help");
+  EXPECT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "--closed-form")) << describe(r);
+}
+
+}  // namespace
+}  // namespace mesalab
