@@ -5,6 +5,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "core/rng.hpp"
+
 namespace mesalab::testing {
 
 const nlohmann::json& reference_fixture() {
@@ -43,6 +45,46 @@ DiffStats compare(const double* actual, const double* expected, size_t n, double
     d.max_abs = std::max(d.max_abs, abs_diff);
   }
   return d;
+}
+
+std::vector<double> random_vector(size_t n, uint64_t seed, double mean, double stddev) {
+  Rng rng{seed};
+  std::vector<double> v(n);
+  for (double& x : v) x = mean + stddev * rng.normal();
+  return v;
+}
+
+double norm(const std::vector<double>& a) {
+  double s = 0;
+  for (double x : a) s += x * x;
+  return std::sqrt(s);
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
+  const double r = norm(d) / std::max(norm(b), 1e-300);
+  return std::isnan(r) ? INFINITY : r;
+}
+
+std::vector<double> finite_differences(std::vector<double>& x, const std::function<double()>& f) {
+  std::vector<double> grad(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double x0 = x[i], step = 1e-6 * std::max(1.0, std::abs(x0));
+    x[i] = x0 + step;
+    const double up = f();
+    x[i] = x0 - step;
+    const double down = f();
+    x[i] = x0;
+    grad[i] = (up - down) / (2 * step);
+  }
+  return grad;
 }
 
 }  // namespace mesalab::testing

@@ -1,6 +1,9 @@
 #pragma once
-// Shared test helpers: fixture loading, nested-list flattening, and one comparison
-// harness that prints the max abs / rel difference on failure.
+// Shared test helpers: fixture loading, nested-list flattening, one comparison harness
+// that prints the max abs / rel difference on failure, and the small vector / central
+// finite-difference helpers of the kernel tests.
+#include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -19,6 +22,29 @@ struct DiffStats {
   size_t worst_index = 0;
 };
 DiffStats compare(const double* actual, const double* expected, size_t n, double rel_floor = 1e-12);
+
+// n draws of mean + stddev * N(0, 1) from Rng{seed}.
+std::vector<double> random_vector(size_t n, uint64_t seed, double mean = 0.0, double stddev = 1.0);
+
+// Element-wise conversion to scalar type S.
+template <class S>
+std::vector<S> cast(const std::vector<double>& x) {
+  return std::vector<S>(x.begin(), x.end());
+}
+
+// Euclidean norm ||a||_2.
+double norm(const std::vector<double>& a);
+
+// sum_i a_i * b_i.
+double dot(const std::vector<double>& a, const std::vector<double>& b);
+
+// ||a - b||_2 / max(||b||_2, 1e-300), b the reference; a NaN result is reported as +inf.
+double rel_error(const std::vector<double>& a, const std::vector<double>& b);
+
+// Central differences of f with respect to every entry of x:
+//   grad_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i),  h_i = 1e-6 * max(1, |x_i|).
+// x is perturbed in place (f reads it) and restored exactly after each entry.
+std::vector<double> finite_differences(std::vector<double>& x, const std::function<double()>& f);
 
 }  // namespace mesalab::testing
 

@@ -3,18 +3,16 @@
 // checkpoint, eval of a finished run, and graceful failure on a truncated checkpoint.
 // Every test works in a fresh temporary directory (cwd and train.runs_dir).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "cli/cli_util.hpp"
 
 namespace mesalab {
 namespace {
@@ -22,33 +20,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int raw_status = 0;
-  bool exited = false;  // terminated normally (no signal) ...
-  int code = -1;        // ... with this exit status
-  std::string out, err;
-  std::string all() const { return out + err; }
-};
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> nonempty_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
-  return lines;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using testing::contains;
+using testing::describe;
+using testing::nonempty_lines;
+using testing::read_all;
+using testing::Result;
 
 // Size and content of every regular file under `dir`, keyed by relative path.
 std::map<std::string, std::string> snapshot(const fs::path& dir) {
@@ -58,31 +34,9 @@ std::map<std::string, std::string> snapshot(const fs::path& dir) {
   return files;
 }
 
-class CliTest : public ::testing::Test {
+class CliTest : public testing::CliFixture {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "mesalab_cli_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
-    runs_ = root_ / "runs";
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
-  // Runs `mesalab <args>` (args are passed through the shell as written) in root_.
-  Result mesalab(const std::string& args) {
-    const fs::path out = root_ / ".stdout", err = root_ / ".stderr";
-    const std::string cmd = "cd '" + root_.string() + "' && '" + std::string(MESALAB_BINARY) +
-                            "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-    Result r;
-    r.raw_status = std::system(cmd.c_str());
-    r.exited = r.raw_status != -1 && WIFEXITED(r.raw_status) && !WIFSIGNALED(r.raw_status);
-    r.code = r.exited ? WEXITSTATUS(r.raw_status) : -1;
-    r.out = read_all(out);
-    r.err = read_all(err);
-    fs::remove(out);
-    fs::remove(err);
-    return r;
-  }
+  CliTest() : CliFixture("mesalab_cli_") {}
 
   std::string runs_dir_set() const { return "--set train.runs_dir='" + runs_.string() + "'"; }
 
@@ -94,14 +48,7 @@ class CliTest : public ::testing::Test {
   Result train_tiny(const std::string& name, const std::string& extra = "") {
     return mesalab("train --set name=" + name + " " + runs_dir_set() + " " + kTiny + " " + extra);
   }
-
-  fs::path root_, runs_;
 };
-
-// Prints the command output when an expectation on it fails.
-std::string describe(const Result& r) {
-  return "status " + std::to_string(r.raw_status) + ", stdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
 
 // Bad input: exit status 2 and exactly one non-empty line, on stderr, naming `needle`.
 void expect_bad_input(const Result& r, const std::string& needle) {
@@ -181,7 +128,8 @@ TEST_F(CliTest, ConfigPrintsResolvedJson) {
 }
 
 TEST_F(CliTest, HelpOnEverySubcommandExitsZero) {
-  for (const char* cmd : {"", "train", "eval", "baselines", "bench", "config", "inspect"}) {
+  for (const char* cmd :
+       {"", "train", "eval", "baselines", "bench", "config", "inspect", "probe", "revalg"}) {
     const Result r = mesalab(std::string(cmd) + " --help");
     EXPECT_TRUE(r.exited) << cmd;
     EXPECT_EQ(r.code, 0) << cmd << ": " << describe(r);

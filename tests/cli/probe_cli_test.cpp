@@ -2,15 +2,12 @@
 // (JSON on stdout, probes.csv and probes.json in the run directory), and the one-line errors
 // (exit 2) for bad input. Every test works in a fresh temporary directory.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
+
+#include "cli/cli_util.hpp"
 
 namespace mesalab {
 namespace {
@@ -18,17 +15,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code = -1;  // exit status, -1 if killed by a signal
-  std::string out, err;
-};
-
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::read_all;
+using testing::Result;
 
 int count_lines(const std::string& text) {
   int n = 0;
@@ -36,27 +24,9 @@ int count_lines(const std::string& text) {
   return n;
 }
 
-class ProbeCliTest : public ::testing::Test {
+class ProbeCliTest : public testing::CliFixture {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "mesalab_probe_cli_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
-  // Runs `mesalab <args>` (through the shell, as written) in root_.
-  Result mesalab(const std::string& args) const {
-    const fs::path out = root_ / ".stdout", err = root_ / ".stderr";
-    const std::string cmd = "cd '" + root_.string() + "' && '" + std::string(MESALAB_BINARY) +
-                            "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_all(out);
-    r.err = read_all(err);
-    return r;
-  }
+  ProbeCliTest() : CliFixture("mesalab_probe_cli_") {}
 
   // 20 steps of 16 sequences of length 10 into root_/runs/p.
   fs::path train_tiny() const {
@@ -67,8 +37,6 @@ class ProbeCliTest : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << r.out << r.err;
     return root_ / "runs" / "p";
   }
-
-  fs::path root_;
 };
 
 // Bad input: exit 2, nothing on stdout, one line on stderr naming `needle`.

@@ -3,17 +3,14 @@
 // gets the structure only, with a note, and is refused (exit 2) under --closed-form; models
 // without token slots (mesa) and missing runs are bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "cli/cli_util.hpp"
 
 namespace mesalab {
 namespace {
@@ -21,57 +18,15 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Result {
-  int code = -1;  // exit status, -1 if killed by a signal
-  std::string out, err;
-};
+using testing::contains;
+using testing::describe;
+using testing::nonempty_lines;
+using testing::read_all;
+using testing::Result;
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> nonempty_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
-  return lines;
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-std::string describe(const Result& r) {
-  return "exit " + std::to_string(r.code) + ", stdout:\n" + r.out + "\nstderr:\n" + r.err;
-}
-
-class RevalgCliTest : public ::testing::Test {
+class RevalgCliTest : public testing::CliFixture {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "mesalab_revalg_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    root_ = pattern;
-    runs_ = root_ / "runs";
-  }
-  void TearDown() override { fs::remove_all(root_); }
-
-  // Runs `mesalab <args>` (through the shell, as written) in root_.
-  Result mesalab(const std::string& args) {
-    const fs::path out = root_ / ".stdout", err = root_ / ".stderr";
-    const std::string cmd = "cd '" + root_.string() + "' && '" + std::string(MESALAB_BINARY) +
-                            "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    Result r;
-    r.code = status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_all(out);
-    r.err = read_all(err);
-    return r;
-  }
+  RevalgCliTest() : CliFixture("mesalab_revalg_") {}
 
   // A tiny run: 30 steps of 16 sequences of length 10, one test batch of 16.
   fs::path train(const std::string& name, const std::string& extra) {
@@ -83,8 +38,6 @@ class RevalgCliTest : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << describe(r);
     return runs_ / name;
   }
-
-  fs::path root_, runs_;
 };
 
 TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {

@@ -8,62 +8,20 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <vector>
 
-#include "core/rng.hpp"
+#include "test_util.hpp"
 
 namespace mesalab {
 namespace {
 
 using Vec = std::vector<double>;
 
-Vec random_vector(size_t n, uint64_t seed, double mean = 0.0, double stddev = 1.0) {
-  Rng rng{seed};
-  Vec v(n);
-  for (double& x : v) x = mean + stddev * rng.normal();
-  return v;
-}
-
-template <class S>
-std::vector<S> cast(const Vec& x) {
-  return std::vector<S>(x.begin(), x.end());
-}
-
-double norm(const Vec& a) {
-  double s = 0;
-  for (double x : a) s += x * x;
-  return std::sqrt(s);
-}
-
-// ||a - b|| / max(||b||, tiny), b the reference.
-double rel_error(const Vec& a, const Vec& b) {
-  Vec d(a.size());
-  for (size_t i = 0; i < a.size(); ++i) d[i] = a[i] - b[i];
-  const double r = norm(d) / std::max(norm(b), 1e-300);
-  return std::isnan(r) ? INFINITY : r;
-}
-
-double dot(const Vec& a, const Vec& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-// Central differences of f with respect to every entry of x (step 1e-6 * max(1, |x_i|)).
-Vec finite_differences(Vec& x, const std::function<double()>& f) {
-  Vec grad(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double x0 = x[i], step = 1e-6 * std::max(1.0, std::abs(x0));
-    x[i] = x0 + step;
-    const double up = f();
-    x[i] = x0 - step;
-    const double down = f();
-    x[i] = x0;
-    grad[i] = (up - down) / (2 * step);
-  }
-  return grad;
-}
+using testing::cast;
+using testing::dot;
+using testing::finite_differences;
+using testing::random_vector;
+using testing::rel_error;
 
 struct Case {
   size_t rows;

@@ -18,11 +18,16 @@
 #include "core/error.hpp"
 #include "core/rng.hpp"
 #include "model/transformer.hpp"
+#include "test_util.hpp"
 
 namespace mesalab {
 namespace {
 
 using Vec = Eigen::VectorXd;
+using testing::cast;
+using testing::dot;
+using testing::finite_differences;
+using testing::random_vector;
 
 // One mixer instance: inputs in the layouts of mesa_attention_forward.
 struct MixerCase {
@@ -41,11 +46,6 @@ MixerCase random_case(AttentionShape shape, std::vector<double> lambdas, uint64_
     for (double& x : *buf) x = scale * rng.normal();
   }
   return c;
-}
-
-template <class S>
-std::vector<S> cast(const std::vector<double>& x) {
-  return std::vector<S>(x.begin(), x.end());
 }
 
 template <class S>
@@ -140,7 +140,8 @@ double worst_head_rel_error(const AttentionShape& s, const std::vector<double>& 
   return worst;
 }
 
-// max |a - b| / max |b| over a whole tensor.
+// max |a - b| / max |b| over a whole tensor (a max-norm error, deliberately not the 2-norm
+// testing::rel_error, so the tolerances below keep their meaning).
 double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
   double diff = 0, scale = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -148,34 +149,6 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
     scale = std::max(scale, std::abs(b[i]));
   }
   return std::isnan(diff) ? INFINITY : diff / scale;
-}
-
-std::vector<double> random_vector(size_t n, uint64_t seed) {
-  Rng rng{seed};
-  std::vector<double> g(n);
-  for (double& x : g) x = rng.normal();
-  return g;
-}
-
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-// Central differences of f with respect to every entry of x (step 1e-6 * max(1, |x_i|)).
-std::vector<double> finite_differences(std::vector<double>& x, const std::function<double()>& f) {
-  std::vector<double> grad(x.size());
-  for (size_t i = 0; i < x.size(); ++i) {
-    const double x0 = x[i], step = 1e-6 * std::max(1.0, std::abs(x0));
-    x[i] = x0 + step;
-    const double up = f();
-    x[i] = x0 - step;
-    const double down = f();
-    x[i] = x0;
-    grad[i] = (up - down) / (2 * step);
-  }
-  return grad;
 }
 
 TEST(MesaAttention, ShermanMorrisonMatchesDirectSolve) {
