@@ -5,9 +5,9 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <exception>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/stats.hpp"
 #include "model/batch_runner.hpp"
 
@@ -67,9 +67,9 @@ void ProbeOptions::validate() const {
   if (!(outlier_z > 0.0)) fail("probe outlier z-score threshold must be > 0, got {}", outlier_z);
 }
 
-// A_{t,l}[b, :] = x_l[b, t, :] for each chunk of kChunkSequences sequences, run on a
-// thread-local workspace. Chunks are fixed by the batch alone and each writes its own
-// sequences, so the values do not depend on the thread count.
+// A_{t,l}[b, :] = x_l[b, t, :], from the BatchRunner's chunked forward. Chunks are fixed by
+// the batch alone and each writes its own sequences, so the values do not depend on the
+// thread count.
 LayerActivations collect_activations(const Transformer& model, const float* params,
                                      const TokenBatch& batch) {
   check_batch(batch);
@@ -89,20 +89,11 @@ LayerActivations collect_activations(const Transformer& model, const float* para
   acts.layers = L;
   acts.width = E;
   acts.values.resize(size_t(L + 1) * T * B * E);
-  const int chunks = (B + kChunkSequences - 1) / kChunkSequences;
-  const int max_chunk = std::min(B, kChunkSequences);
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
-#pragma omp parallel
-  {
-    Workspace<float> ws = model.make_workspace<float>(max_chunk, T);
-    const size_t block = size_t(max_chunk) * T * E;  // stride between x_l blocks
-#pragma omp for schedule(dynamic, 1)
-    for (int ch = 0; ch < chunks; ++ch) {
-      const int first = ch * kChunkSequences;
-      const int count = std::min(kChunkSequences, B - first);
-      try {
-        model.run<float>(params, batch.tokens.data() + size_t(first) * T * W,
-                         batch.labels.data() + size_t(first) * T * D, count, ws);
+  BatchRunner<float> runner(model, B, T);
+  runner.forward_chunks(
+      params, batch.tokens.data(), batch.labels.data(),
+      [&](int first, int count, const Workspace<float>& ws) {
+        const size_t block = size_t(ws.max_batch) * T * E;  // stride between x_l blocks
         for (int l = 0; l <= L; ++l)
           for (int b = 0; b < count; ++b)
             for (int t = 0; t < T; ++t) {
@@ -110,13 +101,7 @@ LayerActivations collect_activations(const Transformer& model, const float* para
               double* dst = acts.values.data() + ((size_t(l) * T + t) * B + size_t(first + b)) * E;
               std::copy(src, src + E, dst);
             }
-      } catch (...) {
-        errors[size_t(ch)] = std::current_exception();
-      }
-    }
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+      });
   return acts;
 }
 
@@ -223,24 +208,16 @@ ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, Pro
   r.kept.resize(size_t(T));
   const double z = target == ProbeTarget::InverseCurrent ? options.outlier_z
                                                          : std::numeric_limits<double>::infinity();
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(T));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int t = 0; t < T; ++t) {
-    try {
-      const double* y_t = y.data() + size_t(t) * B * D;
-      const std::vector<char> keep = outlier_keep_mask(y_t, B, D, z);
-      for (int l = 0; l <= L; ++l) {
-        const ProbeFit f = fit_probe(acts.at(l, t), y_t, B, acts.width, D, &keep);
-        r.loss[result_index(t, l, L)] = f.loss;
-        r.r2[result_index(t, l, L)] = f.r2;
-        r.kept[size_t(t)] = f.kept;
-      }
-    } catch (...) {
-      errors[size_t(t)] = std::current_exception();
+  parallel_for(T, [&](int t) {
+    const double* y_t = y.data() + size_t(t) * B * D;
+    const std::vector<char> keep = outlier_keep_mask(y_t, B, D, z);
+    for (int l = 0; l <= L; ++l) {
+      const ProbeFit f = fit_probe(acts.at(l, t), y_t, B, acts.width, D, &keep);
+      r.loss[result_index(t, l, L)] = f.loss;
+      r.r2[result_index(t, l, L)] = f.r2;
+      r.kept[size_t(t)] = f.kept;
     }
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  });
   return r;
 }
 
@@ -254,22 +231,14 @@ ControlResult control_probe(const TokenBatch& batch, const ProbeOptions& options
   r.loss.resize(size_t(T));
   r.r2.resize(size_t(T));
   r.kept.resize(size_t(T));
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(T));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int t = 0; t < T; ++t) {
-    try {
-      const double* x_t = x.data() + size_t(t) * B * D;
-      const std::vector<char> keep = outlier_keep_mask(x_t, B, D, options.outlier_z);
-      const ProbeFit f = fit_probe(x_t, y.data() + size_t(t) * B * D, B, D, D, &keep);
-      r.loss[size_t(t)] = f.loss;
-      r.r2[size_t(t)] = f.r2;
-      r.kept[size_t(t)] = f.kept;
-    } catch (...) {
-      errors[size_t(t)] = std::current_exception();
-    }
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  parallel_for(T, [&](int t) {
+    const double* x_t = x.data() + size_t(t) * B * D;
+    const std::vector<char> keep = outlier_keep_mask(x_t, B, D, options.outlier_z);
+    const ProbeFit f = fit_probe(x_t, y.data() + size_t(t) * B * D, B, D, D, &keep);
+    r.loss[size_t(t)] = f.loss;
+    r.r2[size_t(t)] = f.r2;
+    r.kept[size_t(t)] = f.kept;
+  });
   return r;
 }
 

@@ -21,9 +21,7 @@ struct EvalArgs {
 int run_eval(const EvalArgs& a) {
   const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
-  const std::filesystem::path ckpt = a.checkpoint.empty() ? latest_checkpoint_path(a.run_dir)
-                                                          : std::filesystem::path(a.checkpoint);
-  if (!std::filesystem::exists(ckpt)) fail("no checkpoint at {}", ckpt.string());
+  const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_checkpoint(ckpt, model);
   BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len);
   const auto test_set =

@@ -71,9 +71,7 @@ int run_probe_command(const ProbeArgs& a) {
 
   const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
-  const std::filesystem::path ckpt = a.checkpoint.empty() ? latest_checkpoint_path(a.run_dir)
-                                                          : std::filesystem::path(a.checkpoint);
-  if (!std::filesystem::exists(ckpt)) fail("no checkpoint at {}", ckpt.string());
+  const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_checkpoint(ckpt, model);
   const TokenBatch batch = make_token_batch(cfg, a.seed, RngPurpose::Probe, 0, a.batch);
   const LayerActivations acts = collect_activations(model, state.params.data(), batch);

@@ -117,9 +117,7 @@ int run_revalg(const RevAlgArgs& a) {
     }
   }
   const Transformer model(cfg.model);
-  const std::filesystem::path ckpt = a.checkpoint.empty() ? latest_checkpoint_path(a.run_dir)
-                                                          : std::filesystem::path(a.checkpoint);
-  if (!std::filesystem::exists(ckpt)) fail("no checkpoint at {}", ckpt.string());
+  const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_checkpoint(ckpt, model);
   const RevAlgReport report = analyse_revalg(cfg, state.params);
   nlohmann::json j = revalg_report_json(report, cfg.model.data_dim);

@@ -339,20 +339,17 @@ void sample_sequence(const DataConfig& cfg, const SharedDynamics& shared, Rng& r
 }
 
 // s_1 ~ U[-r, r]^D,  s_{k+1} = clip(W s_k + sigma * n_k, -c, c).
+// The hidden states of sample_sequence, with the observation model switched off (its draws
+// come after those of the states, so they would not change them).
 void sample_linear_sequence(const DataConfig& cfg, Rng& rng, double* states, double* w_out) {
-  validate(cfg);
   if (cfg.kind != DynamicsKind::Linear) {
     fail("sample_linear_sequence: data.kind must be linear, got {}", dynamics_name(cfg.kind));
   }
-  const int d = cfg.dim;
-  std::vector<double> w_local;
-  double* w = w_out;
-  if (w == nullptr) {
-    w_local.resize(size_t(d) * d);
-    w = w_local.data();
-  }
-  sample_haar_orthogonal(d, rng, w);
-  run_linear_recursion(cfg, w, rng, states);
+  DataConfig hidden_only = cfg;
+  hidden_only.obs_dim = 0;
+  hidden_only.eye_obs = false;
+  hidden_only.noise_obs = 0.0;
+  sample_sequence(hidden_only, SharedDynamics{}, rng, states, nullptr, w_out);
 }
 
 SequenceBatch sample_sequences(const DataConfig& cfg, uint64_t seed, RngPurpose purpose,

@@ -3,9 +3,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <exception>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace mesalab {
 
@@ -25,20 +25,11 @@ BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len)
 template <class S>
 template <class ChunkFn>
 void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
-  const int chunks = num_chunks();
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(chunks));
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int c = 0; c < chunks; ++c) {
+  parallel_for(num_chunks(), [&](int c) {
     const int first = c * kChunkSequences;
     const int count = std::min(kChunkSequences, batch_ - first);
-    try {
-      fn(c, first, count, workspaces_[size_t(omp_get_thread_num())]);
-    } catch (...) {
-      errors[size_t(c)] = std::current_exception();
-    }
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+    fn(c, first, count, workspaces_[size_t(omp_get_thread_num())]);
+  });
 }
 
 template <class S>
@@ -78,14 +69,14 @@ void BatchRunner<S>::token_errors(const S* params, const S* tokens, const S* lab
 }
 
 template <class S>
-const Workspace<S>& BatchRunner<S>::forward_chunk(const S* params, const S* tokens, const S* labels,
-                                                  int first, int count) {
-  if (first < 0 || count < 1 || count > kChunkSequences || first + count > batch_)
-    fail("chunk [{}, {}) is outside the batch of {}", first, first + count, batch_);
+void BatchRunner<S>::forward_chunks(const S* params, const S* tokens, const S* labels,
+                                    const ChunkVisitor& visit) {
   const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
-  Workspace<S>& ws = workspaces_[0];
-  model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws);
-  return ws;
+  for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
+    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
+                  ws);
+    visit(first, count, ws);
+  });
 }
 
 template class BatchRunner<float>;

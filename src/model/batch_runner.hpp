@@ -4,6 +4,7 @@
 // thread count); each chunk runs forward+backward on a thread-local workspace and writes
 // its own gradient partial; partials and losses are then summed in chunk order. Hence the
 // result is bit-identical for any number of OpenMP threads.
+#include <functional>
 #include <vector>
 
 #include "model/transformer.hpp"
@@ -27,10 +28,12 @@ class BatchRunner {
   // Forward only: squared error summed over channels, per token, written to (B,T).
   void token_errors(const S* params, const S* tokens, const S* labels, double* sq_err);
 
-  // Forward only over one chunk: the workspace of the calling thread's slot 0 afterwards
-  // holds that chunk's activations (for analysis tools).
-  const Workspace<S>& forward_chunk(const S* params, const S* tokens, const S* labels, int first,
-                                    int count);
+  // Forward only, for analysis tools: after each chunk's forward, visit(first, count, ws)
+  // sees that chunk's activations (ws.x block l holds rows of `count` sequences with block
+  // stride ws.max_batch * T * E). Chunks run in parallel, so visitors must write disjoint
+  // outputs.
+  using ChunkVisitor = std::function<void(int first, int count, const Workspace<S>& ws)>;
+  void forward_chunks(const S* params, const S* tokens, const S* labels, const ChunkVisitor& visit);
 
  private:
   int num_chunks() const { return (batch_ + kChunkSequences - 1) / kChunkSequences; }

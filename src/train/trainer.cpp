@@ -25,6 +25,12 @@ fs::path latest_checkpoint_path(const fs::path& run_dir) {
 }
 fs::path run_config_path(const fs::path& run_dir) { return run_dir / "config.json"; }
 
+fs::path checkpoint_to_read(const fs::path& run_dir, const std::string& chosen) {
+  const fs::path ckpt = chosen.empty() ? latest_checkpoint_path(run_dir) : fs::path(chosen);
+  if (!fs::exists(ckpt)) fail("no checkpoint at {}", ckpt.string());
+  return ckpt;
+}
+
 RunConfig load_run_config(const fs::path& run_dir, const std::vector<std::string>& overrides) {
   const fs::path path = run_config_path(run_dir);
   if (!fs::exists(path)) fail("'{}' is not a run directory (no config.json)", run_dir.string());

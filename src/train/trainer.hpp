@@ -34,6 +34,11 @@ TrainResult train(const RunConfig& cfg, const std::filesystem::path& run_dir,
 std::filesystem::path latest_checkpoint_path(const std::filesystem::path& run_dir);
 std::filesystem::path run_config_path(const std::filesystem::path& run_dir);
 
+// The checkpoint a command on a finished run reads: `chosen` if not empty, else the run's
+// latest; fails (bad input) naming the path if it does not exist.
+std::filesystem::path checkpoint_to_read(const std::filesystem::path& run_dir,
+                                         const std::string& chosen);
+
 // Reads run_dir/config.json and re-validates it (with --set overrides on top).
 RunConfig load_run_config(const std::filesystem::path& run_dir,
                           const std::vector<std::string>& overrides);
