@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "report/figure.hpp"
 #include "train/run_config.hpp"
 
 namespace mesalab::cli {
@@ -31,5 +32,17 @@ Command add_config_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
 Command add_probe_command(CLI::App& root);
 Command add_revalg_command(CLI::App& root);
+Command add_plot_command(CLI::App& root);
+Command add_reproduce_command(CLI::App& root);
+
+// The commands' figures go to RUN_DIR/figures/<stem>.{csv,gp,svg,png}. The environment
+// variable MESALAB_GNUPLOT, read only here, names the gnuplot program (default "gnuplot"; an
+// empty value writes the CSV and script without rendering them).
+report::RenderOptions render_options_from_env();
+report::FigureFiles write_run_figure(const std::filesystem::path& run_dir, const std::string& stem,
+                                     const report::Figure& figure);
+// One line for the text output: "figure: <svg> (png, csv and gnuplot script alongside)", or
+// the CSV and script when the figure was not rendered.
+std::string figure_line(const report::FigureFiles& files);
 
 }  // namespace mesalab::cli

@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "report/run_figures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluation.hpp"
 #include "train/trainer.hpp"
@@ -47,6 +48,10 @@ int run_eval(const EvalArgs& a) {
   report["model"] = {{"mean", curve_mean(curve)}, {"per_t", curve}};
   write_file_atomic(std::filesystem::path(a.run_dir) / "eval.csv", csv);
   write_file_atomic(std::filesystem::path(a.run_dir) / "eval.json", report.dump(2) + "\n");
+  const report::FigureFiles figure = write_run_figure(
+      a.run_dir, "eval",
+      report::per_step_figure(fmt::format("{} (step {}) and the baselines", a.run_dir, state.step),
+                              columns));
   if (a.json) {
     fmt::print("{}\n", report.dump());
     return 0;
@@ -55,8 +60,8 @@ int run_eval(const EvalArgs& a) {
              curve.size());
   for (const auto& [name, values] : columns)
     fmt::print("  {:<24} {:.5f}\n", name, curve_mean(values));
-  fmt::print("  (GD-1 eta tuned on held-out sequences: {:.5f})\nper-t curves: {}/eval.csv\n",
-             baselines.gd_eta, a.run_dir);
+  fmt::print("  (GD-1 eta tuned on held-out sequences: {:.5f})\nper-t curves: {}/eval.csv\n{}\n",
+             baselines.gd_eta, a.run_dir, figure_line(figure));
   return 0;
 }
 

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   const std::vector<Command> commands = {add_train_command(app),     add_eval_command(app),
                                          add_baselines_command(app), add_bench_command(app),
                                          add_config_command(app),    add_inspect_command(app),
-                                         add_probe_command(app),     add_revalg_command(app)};
+                                         add_probe_command(app),     add_revalg_command(app),
+                                         add_plot_command(app),      add_reproduce_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "report/run_figures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluation.hpp"
 #include "train/trainer.hpp"
@@ -98,6 +99,8 @@ int run_probe_command(const ProbeArgs& a) {
   const std::filesystem::path dir(a.run_dir);
   write_file_atomic(dir / "probes.csv", probes_csv(results, control_ptr));
   write_file_atomic(dir / "probes.json", report.dump(2) + "\n");
+  const report::FigureFiles figure =
+      write_run_figure(dir, "probes", report::probe_figure(results, control_ptr));
   if (a.json) {
     fmt::print("{}\n", report.dump());
     return 0;
@@ -107,7 +110,7 @@ int run_probe_command(const ProbeArgs& a) {
       "layer 0 = input\n",
       ckpt.string(), state.step, a.batch, a.seed);
   print_table(results, control_ptr);
-  fmt::print("per-(layer, t) losses and R^2: {}/probes.csv\n", a.run_dir);
+  fmt::print("per-(layer, t) losses and R^2: {}/probes.csv\n{}\n", a.run_dir, figure_line(figure));
   return 0;
 }
 

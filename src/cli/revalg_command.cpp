@@ -1,6 +1,7 @@
 // mesalab revalg RUN_DIR: the block structure of every attention head's M_QK = Wq_h Wk_h^T
 // and M_PV = Wv_h P_h, and for a 1-layer LSA the RevAlg-1 closed form and GD with learned
-// (eta, W0) next to the trained model (analysis/revalg.hpp). Writes RUN_DIR/revalg.json.
+// (eta, W0) next to the trained model (analysis/revalg.hpp). Writes RUN_DIR/revalg.json, the
+// heat maps RUN_DIR/figures/revalg_weights.* and, with the comparison, revalg_curves.*.
 // A model the closed form does not cover (softmax, several layers, LayerNorm, MLP) gets the
 // structure only, with a note, unless --closed-form demands the comparison (then exit 2).
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/stats.hpp"
 #include "io/atomic_file.hpp"
+#include "report/run_figures.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
 
@@ -124,11 +126,25 @@ int run_revalg(const RevAlgArgs& a) {
   j["checkpoint"] = ckpt.string();
   j["step"] = state.step;
   write_file_atomic(std::filesystem::path(a.run_dir) / "revalg.json", j.dump(2) + "\n");
+  const std::vector<double> params(state.params.begin(), state.params.end());
+  std::vector<report::FigureFiles> figures = {write_run_figure(
+      a.run_dir, "revalg_weights",
+      report::weight_heatmap_figure(
+          model, params.data(),
+          fmt::format("{} (step {}): W_Q W_K^T and W_V W_O per head", a.run_dir, state.step)))};
+  if (report.has_comparison)
+    figures.push_back(write_run_figure(
+        a.run_dir, "revalg_curves",
+        report::per_step_figure(
+            fmt::format("{} (step {}) and its extracted algorithm", a.run_dir, state.step),
+            report.comparison.curves)));
   if (a.json) {
     fmt::print("{}\n", j.dump());
     return 0;
   }
   print_report(report, ckpt, state.step, cfg.model.clip_act);
+  fmt::print("\n");
+  for (const report::FigureFiles& f : figures) fmt::print("{}\n", figure_line(f));
   return 0;
 }
 

@@ -12,6 +12,7 @@ struct TrainArgs {
   ConfigOptions config;
   std::string resume;
   bool force = false;
+  bool continue_existing = false;
   bool quiet = false;
   bool json = false;
   bool detect_anomaly = false;
@@ -43,6 +44,7 @@ int run_train(const TrainArgs& a) {
     cfg = a.config.resolve();
     run_dir = std::filesystem::path(cfg.train.runs_dir) / cfg.name;
     options.force = a.force;
+    options.continue_existing = a.continue_existing;
   }
   const TrainResult r = train(cfg, run_dir, options);
   if (a.json) {
@@ -66,6 +68,11 @@ Command add_train_command(CLI::App& root) {
   args->config.add_to(*app);
   app->add_option("--resume", args->resume, "continue the run in this directory bit-identically");
   app->add_flag("--force", args->force, "start afresh even if the run directory exists");
+  app->add_flag("--continue", args->continue_existing,
+                "resume the run if its directory holds a checkpoint of the same config, else "
+                "start it (one idempotent command per run)")
+      ->excludes("--resume")
+      ->excludes("--force");
   app->add_flag("--quiet", args->quiet, "no progress line");
   app->add_flag("--json", args->json, "print the result as JSON");
   app->add_flag("--detect-anomaly", args->detect_anomaly,

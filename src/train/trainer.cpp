@@ -1,7 +1,9 @@
 #include "train/trainer.hpp"
 
+#include <fmt/ranges.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -71,7 +73,42 @@ static std::string first_bad_tensor(const Transformer& model, const float* grads
   return "";
 }
 
-TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOptions& options) {
+std::vector<std::string> run_config_differences(const json& stored, const json& requested) {
+  static const std::vector<std::string> may_change = {"train.steps", "train.threads",
+                                                      "train.runs_dir"};
+  const json a = flatten_config(stored), b = flatten_config(requested);
+  std::vector<std::string> differences;
+  auto differs = [&](const std::string& key) {
+    if (std::find(may_change.begin(), may_change.end(), key) != may_change.end()) return;
+    const json va = a.contains(key) ? a[key] : json(), vb = b.contains(key) ? b[key] : json();
+    if (va != vb) differences.push_back(fmt::format("{}: {} -> {}", key, va.dump(), vb.dump()));
+  };
+  for (const auto& [key, _] : a.items()) differs(key);
+  for (const auto& [key, _] : b.items())
+    if (!a.contains(key)) differs(key);
+  return differences;
+}
+
+// With continue_existing: resume a checkpointed run of the same config, else start afresh.
+static TrainOptions resolve_continue(const RunConfig& cfg, const fs::path& run_dir,
+                                     TrainOptions options) {
+  if (!options.continue_existing) return options;
+  if (!fs::exists(latest_checkpoint_path(run_dir))) {
+    options.force = true;  // nothing to keep: a run killed before its first checkpoint
+    return options;
+  }
+  const RunConfig stored = load_run_config(run_dir, {});
+  const std::vector<std::string> differences =
+      run_config_differences(stored.resolved, cfg.resolved);
+  if (!differences.empty())
+    fail("run directory '{}' holds a run with another config ({}); use --force to start it afresh",
+         run_dir.string(), fmt::join(differences, "; "));
+  options.resume = true;
+  return options;
+}
+
+TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOptions& requested) {
+  const TrainOptions options = resolve_continue(cfg, run_dir, requested);
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
   ModelConfig model_config = cfg.model;
   model_config.detect_anomaly = options.detect_anomaly;

@@ -14,8 +14,12 @@
 namespace mesalab {
 
 struct TrainOptions {
-  bool resume = false;          // continue from run_dir/ckpt/latest.safetensors
-  bool force = false;           // start afresh even if run_dir exists (its old files are replaced)
+  bool resume = false;  // continue from run_dir/ckpt/latest.safetensors
+  bool force = false;   // start afresh even if run_dir exists (its old files are replaced)
+  // Resume if run_dir holds a checkpoint of the same run (same resolved config up to the
+  // keys resume may change), else start afresh: one idempotent command per run, which is
+  // what `mesalab reproduce` and its Slurm array tasks run. A different config is an error.
+  bool continue_existing = false;
   bool progress = true;         // progress line on stderr
   bool detect_anomaly = false;  // check every layer's outputs and gradients for NaN/inf
 };
@@ -38,6 +42,11 @@ std::filesystem::path run_config_path(const std::filesystem::path& run_dir);
 // latest; fails (bad input) naming the path if it does not exist.
 std::filesystem::path checkpoint_to_read(const std::filesystem::path& run_dir,
                                          const std::string& chosen);
+
+// The keys whose values differ between two resolved configs, ignoring those a resume may
+// change (train.steps, train.threads, train.runs_dir), as "key: a -> b" lines.
+std::vector<std::string> run_config_differences(const nlohmann::json& stored,
+                                                const nlohmann::json& requested);
 
 // Reads run_dir/config.json and re-validates it (with --set overrides on top).
 RunConfig load_run_config(const std::filesystem::path& run_dir,

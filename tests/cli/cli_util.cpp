@@ -11,10 +11,11 @@ namespace mesalab::testing {
 
 namespace fs = std::filesystem;
 
-Result run_mesalab(const fs::path& dir, const std::string& args) {
+Result run_mesalab(const fs::path& dir, const std::string& args, const std::string& env) {
   const fs::path out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = "cd '" + dir.string() + "' && '" + std::string(MESALAB_BINARY) + "' " +
-                          args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  const std::string cmd = "cd '" + dir.string() + "' && " + (env.empty() ? "" : env + " ") + "'" +
+                          std::string(MESALAB_BINARY) + "' " + args + " >'" + out.string() +
+                          "' 2>'" + err.string() + "'";
   Result r;
   r.raw_status = std::system(cmd.c_str());
   r.exited = r.raw_status != -1 && WIFEXITED(r.raw_status) && !WIFSIGNALED(r.raw_status);

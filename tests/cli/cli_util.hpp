@@ -22,8 +22,10 @@ struct Result {
 
 // Runs `mesalab <args>` (args are passed through the shell as written) with `dir` as the
 // working directory. stdout and stderr go to dir/.stdout and dir/.stderr, which are read
-// back into the Result and removed.
-Result run_mesalab(const std::filesystem::path& dir, const std::string& args);
+// back into the Result and removed. `env`: shell variable assignments for the run only,
+// e.g. "MESALAB_GNUPLOT=/nonexistent".
+Result run_mesalab(const std::filesystem::path& dir, const std::string& args,
+                   const std::string& env = "");
 
 // A fresh directory temp_directory_path()/<prefix>XXXXXX; an empty path if mkdtemp fails.
 std::filesystem::path make_temp_dir(const std::string& prefix);
@@ -52,7 +54,9 @@ class CliFixture : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(root_); }
 
   // Runs `mesalab <args>` (args are passed through the shell as written) in root_.
-  Result mesalab(const std::string& args) const { return run_mesalab(root_, args); }
+  Result mesalab(const std::string& args, const std::string& env = "") const {
+    return run_mesalab(root_, args, env);
+  }
 
   std::filesystem::path root_, runs_;
 
