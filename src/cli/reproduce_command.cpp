@@ -95,7 +95,8 @@ Command add_reproduce_command(CLI::App& root) {
   app->add_option("--seeds", o.seeds, "training seeds at full scale (1..5 of 1, 11, 111, ...)")
       ->capture_default_str();
   app->add_option("--out", o.out, "output directory")->capture_default_str();
-  app->add_option("--jobs", o.jobs, "training runs side by side")->capture_default_str();
+  app->add_option("--jobs", o.jobs, "training runs side by side (default: one per core)")
+      ->capture_default_str();
   app->add_flag("--force", o.force, "retrain the selected runs from scratch");
   app->add_flag("--collect", o.collect, "train nothing: report on the finished runs");
   app->add_flag("--plan", args->plan, "print one training command per run and exit");

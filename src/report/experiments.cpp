@@ -48,14 +48,16 @@ DataConfig default_data(const Context& ctx) {
 }
 
 // One row per curve: its mean over t and its value at a few time steps.
-Table per_step_table(const std::string& caption, const std::vector<std::string>& labels,
-                     const std::vector<SeedStats>& means, const Curves& curves) {
-  Table table{caption, {"model", "mean over t", "t = 5", "t = 12", "t = 30", "t = T"}, {}};
+// means[i]: the curve's mean over t with its spread over seeds (one value for a baseline).
+Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means) {
+  Table table{"Per-step test loss; the mean over t is mean ± std over training seeds",
+              {"model", "mean over t", "t = 5", "t = 12", "t = 30", "t = T"},
+              {}};
   for (size_t i = 0; i < curves.size(); ++i) {
     const std::vector<double>& c = curves[i].second;
     auto at = [&](size_t t) { return t <= c.size() ? num(c[t - 1]) : std::string("-"); };
     table.rows.push_back(
-        {labels[i], format_stats(means[i], 4), at(5), at(12), at(30), num(c.back())});
+        {curves[i].first, format_stats(means[i], 4), at(5), at(12), at(30), num(c.back())});
   }
   return table;
 }
@@ -123,12 +125,8 @@ Outcome analyse_single_layer(const Context& ctx) {
                          {"least squares (all pairs)", lsq},
                          {"least squares (official)", curve_named(base, "least_squares")}};
   out.tables.push_back(
-      per_step_table("Per-step test loss; the mean over t is mean ± std over training seeds",
-                     {"1-layer LSA", "1-layer mesa", "GD-1 (tuned eta)",
-                      "least squares (all pairs)", "least squares (official)"},
-                     {lsa_s, mesa_s, seed_stats({gd1_mean}), seed_stats({lsq_mean}),
-                      seed_stats({curve_mean(curves[4].second)})},
-                     curves));
+      per_step_table(curves, {lsa_s, mesa_s, seed_stats({gd1_mean}), seed_stats({lsq_mean}),
+                              seed_stats({curve_mean(curves[4].second)})}));
   out.figures.push_back(
       ctx.figure(per_step_figure("One layer: LSA, mesa, GD-1, least squares", curves, 2),
                  "single_layer", "Per-step test loss, mean over seeds"));
@@ -156,11 +154,8 @@ Outcome analyse_lsa_2layer(const Context& ctx) {
       {"1-layer LSA", mean_curve(one)},
       {"GD-1 (tuned eta)", gd1},
       {"least squares (all pairs)", curve_named(base, "least_squares_all_pairs")}};
-  out.tables.push_back(per_step_table(
-      "Per-step test loss; the mean over t is mean ± std over training seeds",
-      {"2-layer LSA", "1-layer LSA", "GD-1 (tuned eta)", "least squares (all pairs)"},
-      {two_s, one_s, seed_stats({curve_mean(gd1)}), seed_stats({curve_mean(curves[3].second)})},
-      curves));
+  out.tables.push_back(per_step_table(curves, {two_s, one_s, seed_stats({curve_mean(gd1)}),
+                                               seed_stats({curve_mean(curves[3].second)})}));
   out.figures.push_back(ctx.figure(per_step_figure("Depth: 1 vs 2 LSA layers", curves, 2),
                                    "lsa_2layer", "Per-step test loss, mean over seeds"));
   return out;

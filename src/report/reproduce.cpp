@@ -72,7 +72,8 @@ std::string now_utc() {
   return fmt::format("{:%Y-%m-%d %H:%M} UTC", tm);
 }
 
-// Status lines while runs train: which are running, their step and rate.
+// Status lines while runs train: each running run's step, rate and ETA (rates from the
+// steps its metrics.jsonl advanced since the previous status line).
 class RunMonitor {
  public:
   RunMonitor(size_t total, bool enabled) : total_(total), enabled_(enabled) {}
@@ -80,14 +81,24 @@ class RunMonitor {
     if (enabled_) fmt::print(stderr, "reproduce: {}\n", what);
   }
   void status(size_t done, const std::vector<const PlannedRun*>& running) {
-    if (!enabled_ || seconds_since(last_) < 30.0) return;
+    const double dt = seconds_since(last_);
+    if (!enabled_ || dt < 30.0) return;
     last_ = Clock::now();
     std::vector<std::string> parts;
     for (const PlannedRun* r : running) {
       const nlohmann::json m = last_metrics(r->dir);
-      parts.push_back(m.is_null() ? r->spec.name() + " starting"
-                                  : fmt::format("{} step {}/{}", r->spec.name(),
-                                                m["step"].get<int64_t>(), configured_steps(*r)));
+      if (m.is_null()) {
+        parts.push_back(r->spec.name() + " starting");
+        continue;
+      }
+      const int64_t step = m["step"].get<int64_t>(), steps = configured_steps(*r);
+      auto [it, fresh] = seen_.try_emplace(r->spec.name(), step);
+      const double rate = fresh ? 0.0 : double(step - it->second) / dt;
+      it->second = step;
+      parts.push_back(rate > 0.0 ? fmt::format("{} step {}/{} ({:.1f} steps/s, ETA {:.0f} min)",
+                                               r->spec.name(), step, steps, rate,
+                                               double(steps - step) / rate / 60.0)
+                                 : fmt::format("{} step {}/{}", r->spec.name(), step, steps));
     }
     fmt::print(stderr, "reproduce: {}/{} runs done; {}\n", done, total_, fmt::join(parts, ", "));
   }
@@ -96,6 +107,7 @@ class RunMonitor {
   size_t total_;
   bool enabled_;
   Clock::time_point last_ = Clock::now();
+  std::map<std::string, int64_t> seen_;  // run -> step at the previous status line
 };
 
 std::vector<std::string> analysis_commands(const Experiment& e) {
@@ -103,6 +115,8 @@ std::vector<std::string> analysis_commands(const Experiment& e) {
 }
 
 }  // namespace
+
+int default_jobs() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 
 Scale full_scale(int seeds) {
   if (seeds < 1 || seeds > int(kPaperSeeds.size()))
@@ -296,8 +310,7 @@ ReportData reproduce(const ReproduceOptions& o) {
   if (ec || access(o.out.c_str(), W_OK) != 0)
     fail("cannot write to --out {}: {}", o.out.string(),
          ec ? ec.message() : std::string("permission denied"));
-  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
-  const int threads = std::max(1, cores / std::max(1, o.jobs));
+  const int threads = std::max(1, default_jobs() / std::max(1, o.jobs));
   const fs::path exe = o.executable.empty() ? self_executable() : o.executable;
   const std::vector<PlannedRun> runs = plan_runs(experiments, scale, o.out, exe, threads);
   const std::map<std::string, RunStatus> status =

@@ -19,12 +19,17 @@
 
 namespace mesalab::report {
 
+// The number of cores (at least 1).
+int default_jobs();
+
 struct ReproduceOptions {
   std::vector<std::string> only;  // experiment names; empty = all
   bool quick = false;
   int seeds = 3;  // training seeds at full scale (first of kPaperSeeds); quick uses 1
   std::filesystem::path out = "reproduce";
-  int jobs = 1;          // training runs side by side
+  // Training runs side by side, each with cores / jobs threads. Default: one single-threaded
+  // run per core, measured fastest on 2 cores (docs/reproduce.md).
+  int jobs = default_jobs();
   bool force = false;    // retrain every selected run from scratch
   bool collect = false;  // train nothing: report on the runs that have finished
   bool progress = true;  // status lines on stderr

@@ -161,7 +161,8 @@ def find_browser(explicit):
 
 def start_browser(browser, profile):
     proc = subprocess.Popen([browser, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         line = proc.stderr.readline()
@@ -170,8 +171,17 @@ def start_browser(browser, profile):
             return proc, m.group(1)
         if not line and proc.poll() is not None:
             break
-    proc.kill()
+    stop_browser(proc)
     raise RuntimeError("Chromium did not start its DevTools server")
+
+
+def stop_browser(proc):
+    """Kills Chromium with its zygote and renderer processes (its own process group)."""
+    try:
+        os.killpg(proc.pid, 9)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 def check(report, screenshot, browser):
@@ -220,8 +230,7 @@ def check(report, screenshot, browser):
                 f.write(base64.b64decode(shot["data"]))
         return figures, problems
     finally:
-        proc.kill()
-        proc.wait()
+        stop_browser(proc)
         shutil.rmtree(profile, ignore_errors=True)
 
 
