@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "analysis/revalg.hpp"
+#include "analysis/revalg_d.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "core/stats.hpp"
@@ -125,6 +126,16 @@ int run_revalg(const RevAlgArgs& a) {
   nlohmann::json j = revalg_report_json(report, cfg.model.data_dim);
   j["checkpoint"] = ckpt.string();
   j["step"] = state.step;
+  // RevAlg-d: every linear-attention model on constructed tokens, any depth.
+  const std::string revalg_d_note = revalg_d_ineligibility(cfg);
+  RevAlgDComparison revalg_d;
+  if (revalg_d_note.empty()) {
+    revalg_d = compare_revalg_d(cfg, model, state.params);
+    j["revalg_d"] = revalg_d_json(revalg_d);
+  } else {
+    j["revalg_d"] = nullptr;
+    j["revalg_d_note"] = revalg_d_note;
+  }
   write_file_atomic(std::filesystem::path(a.run_dir) / "revalg.json", j.dump(2) + "\n");
   const std::vector<double> params(state.params.begin(), state.params.end());
   std::vector<report::FigureFiles> figures = {write_run_figure(
@@ -138,11 +149,26 @@ int run_revalg(const RevAlgArgs& a) {
         report::per_step_figure(
             fmt::format("{} (step {}) and its extracted algorithm", a.run_dir, state.step),
             report.comparison.curves)));
+  if (revalg_d_note.empty())
+    figures.push_back(write_run_figure(
+        a.run_dir, "revalg_d_curves",
+        report::per_step_figure(
+            fmt::format("{} (step {}) and RevAlg-d from its block scalars", a.run_dir, state.step),
+            revalg_d.curves)));
   if (a.json) {
     fmt::print("{}\n", j.dump());
     return 0;
   }
   print_report(report, ckpt, state.step, cfg.model.clip_act);
+  if (revalg_d_note.empty())
+    fmt::print(
+        "\nRevAlg-d (16 + 16 block scalars per head and layer, key size E): mean per-step test "
+        "loss {:.5f} vs the trained model {:.5f}; the scalars carry {:.3f} of the energy of "
+        "W_Q W_K^T and {:.3f} of W_V W_O\n",
+        curve_mean(revalg_d.curves[1].second), curve_mean(revalg_d.curves[0].second),
+        revalg_d.qk_energy_share, revalg_d.pv_energy_share);
+  else
+    fmt::print("\nRevAlg-d: not applicable ({})\n", revalg_d_note);
   fmt::print("\n");
   for (const report::FigureFiles& f : figures) fmt::print("{}\n", figure_line(f));
   return 0;
@@ -154,7 +180,8 @@ Command add_revalg_command(CLI::App& root) {
   auto* app = root.add_subcommand(
       "revalg",
       "Reverse-engineer a run's attention weights: block structure of Wq Wk^T and Wv Wo, and "
-      "for a 1-layer LSA the RevAlg-1 closed form and GD with learned W0 next to the model");
+      "for a 1-layer LSA the RevAlg-1 closed form and GD with learned W0 next to the model, and "
+      "for linear-attention models of any depth RevAlg-d");
   auto args = std::make_shared<RevAlgArgs>();
   app->add_option("run_dir", args->run_dir, "run directory (runs/<name>)")->required();
   app->add_option("--checkpoint", args->checkpoint, "checkpoint file (default: the latest)");

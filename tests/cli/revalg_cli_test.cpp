@@ -58,6 +58,13 @@ TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {
     EXPECT_TRUE(f >= 0.0 && f <= 1.0) << key << " = " << f;
   }
   EXPECT_TRUE(j["closed_form_note"].get<std::string>().empty());
+  // RevAlg-d: same model loss as the closed-form comparison (same test set), its own curve.
+  ASSERT_TRUE(j["revalg_d"].is_object()) << r.out;
+  EXPECT_EQ(j["revalg_d"]["revalg_d"]["per_t"].size(), 10u);
+  EXPECT_EQ(j["revalg_d"]["layers"][0].size(), 4u);
+  EXPECT_DOUBLE_EQ(j["revalg_d"]["model"]["mean"].get<double>(),
+                   j["closed_form"]["losses"]["model"].get<double>());
+  EXPECT_TRUE(fs::exists(run / "figures" / "revalg_d_curves.svg"));
   ASSERT_TRUE(j["closed_form"].is_object()) << r.out;
   const json& losses = j["closed_form"]["losses"];
   for (const char* name : {"model", "revalg1", "revalg1_unclipped", "revalg1_fitted", "gd1",
@@ -99,6 +106,8 @@ TEST_F(RevalgCliTest, SoftmaxRunGetsStructureOnlyAndRefusesClosedForm) {
   ASSERT_FALSE(j.is_discarded()) << r.out;
   EXPECT_TRUE(j["closed_form"].is_null());
   EXPECT_TRUE(contains(j["closed_form_note"].get<std::string>(), "softmax")) << r.out;
+  EXPECT_TRUE(j["revalg_d"].is_null());
+  EXPECT_TRUE(contains(j["revalg_d_note"].get<std::string>(), "softmax")) << r.out;
   ASSERT_EQ(j["structure"].size(), 1u);
   EXPECT_EQ(j["structure"][0]["kind"], "softmax");
 
