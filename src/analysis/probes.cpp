@@ -173,32 +173,59 @@ std::vector<double> least_squares_probe(const double* a, const double* y, int ro
 // loss = |R|_F^2 / (2n), r2 = 1 - |R|_F^2 / |Y - 1 mean(Y)|_F^2.
 ProbeFit fit_probe(const double* a, const double* y, int rows, int in_dim, int out_dim,
                    const std::vector<char>* keep) {
-  if (keep != nullptr && keep->size() != size_t(rows))
-    fail("fit_probe: the keep mask has {} entries for {} rows", keep->size(), rows);
-  const RowMatrix ak = kept_rows(a, rows, in_dim, keep);
-  const RowMatrix yk = kept_rows(y, rows, out_dim, keep);
-  const int n = int(ak.rows());
-  if (n < 1) fail("fit_probe: no rows left to fit");
-  const std::vector<double> p = least_squares_probe(ak.data(), yk.data(), n, in_dim, out_dim);
-  const RowMatrix residual = ak * ConstRows(p.data(), in_dim, out_dim) - yk;
+  return fit_and_score_probe({a, y, rows, keep}, {a, y, rows, keep}, in_dim, out_dim);
+}
+
+ProbeFit fit_and_score_probe(const ProbeRows& fit_rows, const ProbeRows& score_rows, int in_dim,
+                             int out_dim) {
+  auto kept = [&](const ProbeRows& r, const char* what) {
+    if (r.keep != nullptr && r.keep->size() != size_t(r.rows))
+      fail("fit_probe: the {} keep mask has {} entries for {} rows", what, r.keep->size(), r.rows);
+    std::pair<RowMatrix, RowMatrix> m = {kept_rows(r.a, r.rows, in_dim, r.keep),
+                                         kept_rows(r.y, r.rows, out_dim, r.keep)};
+    if (m.first.rows() < 1) fail("fit_probe: no {} rows left", what);
+    return m;
+  };
+  const auto [af, yf] = kept(fit_rows, "fit");
+  const std::vector<double> p =
+      least_squares_probe(af.data(), yf.data(), int(af.rows()), in_dim, out_dim);
+  const bool same = fit_rows.a == score_rows.a && fit_rows.y == score_rows.y &&
+                    fit_rows.rows == score_rows.rows && fit_rows.keep == score_rows.keep;
+  const auto [as, ys] = same ? std::pair<RowMatrix, RowMatrix>{af, yf} : kept(score_rows, "score");
+  const RowMatrix residual = as * ConstRows(p.data(), in_dim, out_dim) - ys;
   const double sse = residual.squaredNorm();
-  const double sst = (yk.rowwise() - yk.colwise().mean()).squaredNorm();
+  const double sst = (ys.rowwise() - ys.colwise().mean()).squaredNorm();
   ProbeFit fit;
-  fit.kept = n;
-  fit.loss = sse / (2.0 * n);
+  fit.kept = int(as.rows());
+  fit.loss = sse / (2.0 * fit.kept);
   fit.r2 = sst > 0.0 ? 1.0 - sse / sst : std::nan("");
   return fit;
 }
 
 ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, ProbeTarget target,
                       const ProbeOptions& options) {
+  return run_held_out_probe(acts, batch, acts, batch, target, options);
+}
+
+ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatch& fit_batch,
+                               const LayerActivations& score_acts, const TokenBatch& score_batch,
+                               ProbeTarget target, const ProbeOptions& options) {
   options.validate();
-  check_batch(batch);
-  if (acts.batch != batch.batch || acts.seq_len != batch.seq_len)
-    fail("run_probe: activations are for (B, T) = ({}, {}), the batch is ({}, {})", acts.batch,
-         acts.seq_len, batch.batch, batch.seq_len);
-  const int B = batch.batch, T = batch.seq_len, D = batch.dim, L = acts.layers;
-  const std::vector<double> y = probe_targets(target, batch, options.lambda);
+  for (const auto& [acts, batch] :
+       {std::pair{&fit_acts, &fit_batch}, {&score_acts, &score_batch}}) {
+    check_batch(*batch);
+    if (acts->batch != batch->batch || acts->seq_len != batch->seq_len)
+      fail("run_probe: activations are for (B, T) = ({}, {}), the batch is ({}, {})", acts->batch,
+           acts->seq_len, batch->batch, batch->seq_len);
+  }
+  if (fit_acts.seq_len != score_acts.seq_len || fit_acts.layers != score_acts.layers ||
+      fit_acts.width != score_acts.width || fit_batch.dim != score_batch.dim)
+    fail("run_probe: the fit and score batches come from different models or data shapes");
+  const bool held_out = &fit_acts != &score_acts;
+  const int T = fit_batch.seq_len, D = fit_batch.dim, L = fit_acts.layers;
+  const int Bf = fit_batch.batch, Bs = score_batch.batch;
+  const std::vector<double> yf = probe_targets(target, fit_batch, options.lambda);
+  const std::vector<double> ys = held_out ? probe_targets(target, score_batch, options.lambda) : yf;
   ProbeResult r;
   r.target = target;
   r.layers = L;
@@ -209,10 +236,15 @@ ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, Pro
   const double z = target == ProbeTarget::InverseCurrent ? options.outlier_z
                                                          : std::numeric_limits<double>::infinity();
   parallel_for(T, [&](int t) {
-    const double* y_t = y.data() + size_t(t) * B * D;
-    const std::vector<char> keep = outlier_keep_mask(y_t, B, D, z);
+    const double* yf_t = yf.data() + size_t(t) * Bf * D;
+    const double* ys_t = ys.data() + size_t(t) * Bs * D;
+    const std::vector<char> keep_f = outlier_keep_mask(yf_t, Bf, D, z);
+    const std::vector<char> keep_s = held_out ? outlier_keep_mask(ys_t, Bs, D, z) : keep_f;
+    const std::vector<char>* score_keep = held_out ? &keep_s : &keep_f;  // same rows: one gather
     for (int l = 0; l <= L; ++l) {
-      const ProbeFit f = fit_probe(acts.at(l, t), y_t, B, acts.width, D, &keep);
+      const ProbeFit f =
+          fit_and_score_probe({fit_acts.at(l, t), yf_t, Bf, &keep_f},
+                              {score_acts.at(l, t), ys_t, Bs, score_keep}, fit_acts.width, D);
       r.loss[result_index(t, l, L)] = f.loss;
       r.r2[result_index(t, l, L)] = f.r2;
       r.kept[size_t(t)] = f.kept;

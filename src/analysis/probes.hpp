@@ -90,6 +90,21 @@ struct ProbeFit {
 ProbeFit fit_probe(const double* a, const double* y, int rows, int in_dim, int out_dim,
                    const std::vector<char>* keep = nullptr);
 
+// Rows of one probe data set: activations a (rows, in_dim), targets y (rows, out_dim),
+// row-major, and an optional keep mask (null: every row).
+struct ProbeRows {
+  const double* a = nullptr;
+  const double* y = nullptr;
+  int rows = 0;
+  const std::vector<char>* keep = nullptr;
+};
+
+// Fits the probe on the kept rows of `fit_rows` and scores it on the kept rows of
+// `score_rows` (loss, r2 and kept as in ProbeFit, of the scored rows). With the same rows for
+// both this is fit_probe; with another batch it is a held-out probe, which cannot interpolate.
+ProbeFit fit_and_score_probe(const ProbeRows& fit_rows, const ProbeRows& score_rows, int in_dim,
+                             int out_dim);
+
 struct ProbeResult {
   ProbeTarget target = ProbeTarget::Current;
   int layers = 0;            // L: there are L + 1 probed activations per time step
@@ -105,6 +120,14 @@ struct ProbeResult {
 // InverseCurrent only. OpenMP over t.
 ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, ProbeTarget target,
                       const ProbeOptions& options);
+
+// run_probe fitted on one batch and scored on another (a held-out split): per (t, l) the
+// probe is fitted on fit_acts/fit_batch and its loss and R^2 are those on score_acts/
+// score_batch (the outlier filter applies to each batch's own targets). The batches must come
+// from the same model and data shape.
+ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatch& fit_batch,
+                               const LayerActivations& score_acts, const TokenBatch& score_batch,
+                               ProbeTarget target, const ProbeOptions& options);
 
 // The control reference: per t, s_{t+1} regressed (as a probe, same filter) on the ideal
 // preconditioned vector y_t = (sum_{i<t} u_i u_i^T + lambda I)^{-1} u_t.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "analysis/probes.hpp"
 #include "cli/commands.hpp"
@@ -25,6 +26,7 @@ struct ProbeArgs {
   uint64_t seed = 1;
   int batch = 256;
   double outlier_z = std::numeric_limits<double>::infinity();
+  std::optional<uint64_t> held_out_seed;
   bool json = false;
 };
 
@@ -76,13 +78,20 @@ int run_probe_command(const ProbeArgs& a) {
   const TrainState state = load_checkpoint(ckpt, model);
   const TokenBatch batch = make_token_batch(cfg, a.seed, RngPurpose::Probe, 0, a.batch);
   const LayerActivations acts = collect_activations(model, state.params.data(), batch);
-  if (a.batch <= acts.width)
+  if (a.batch <= acts.width && !a.held_out_seed)
     fmt::print(stderr,
                "note: {} sequences <= {} activation channels: the in-sample fits can interpolate "
                "(use --batch > {})\n",
                a.batch, acts.width, acts.width);
   std::vector<ProbeResult> results;
-  for (ProbeTarget t : targets) results.push_back(run_probe(acts, batch, t, options));
+  if (a.held_out_seed) {
+    const TokenBatch score = make_token_batch(cfg, *a.held_out_seed, RngPurpose::Probe, 0, a.batch);
+    const LayerActivations score_acts = collect_activations(model, state.params.data(), score);
+    for (ProbeTarget t : targets)
+      results.push_back(run_held_out_probe(acts, batch, score_acts, score, t, options));
+  } else {
+    for (ProbeTarget t : targets) results.push_back(run_probe(acts, batch, t, options));
+  }
   const bool with_control =
       std::find(targets.begin(), targets.end(), ProbeTarget::InverseCurrent) != targets.end();
   ControlResult control;
@@ -95,6 +104,7 @@ int run_probe_command(const ProbeArgs& a) {
   report["seed"] = a.seed;
   report["batch"] = a.batch;
   report["lambda"] = a.lambda;
+  report["held_out_seed"] = a.held_out_seed ? nlohmann::json(*a.held_out_seed) : nlohmann::json();
   report["outlier_z"] = std::isfinite(a.outlier_z) ? nlohmann::json(a.outlier_z) : nlohmann::json();
   const std::filesystem::path dir(a.run_dir);
   write_file_atomic(dir / "probes.csv", probes_csv(results, control_ptr));
@@ -106,9 +116,12 @@ int run_probe_command(const ProbeArgs& a) {
     return 0;
   }
   fmt::print(
-      "{} (step {}): in-sample linear probe loss sum (AP - Y)^2 / 2B on {} sequences (seed {}), "
+      "{} (step {}): {} linear probe loss sum (AP - Y)^2 / 2B on {} sequences (seed {}), "
       "layer 0 = input\n",
-      ckpt.string(), state.step, a.batch, a.seed);
+      ckpt.string(), state.step,
+      a.held_out_seed ? fmt::format("held-out (scored on seed {})", *a.held_out_seed)
+                      : std::string("in-sample"),
+      a.batch, a.seed);
   print_table(results, control_ptr);
   fmt::print("per-(layer, t) losses and R^2: {}/probes.csv\n{}\n", a.run_dir, figure_line(figure));
   return 0;
@@ -117,8 +130,9 @@ int run_probe_command(const ProbeArgs& a) {
 }  // namespace
 
 Command add_probe_command(CLI::App& root) {
-  auto* app = root.add_subcommand(
-      "probe", "Linear probes (in-sample OLS) of every layer's residual stream, per time step");
+  auto* app = root.add_subcommand("probe",
+                                  "Linear probes (least squares, in-sample or held-out) of every "
+                                  "layer's residual stream, per time step");
   auto args = std::make_shared<ProbeArgs>();
   app->add_option("run_dir", args->run_dir, "run directory (runs/<name>)")->required();
   app->add_option("--checkpoint", args->checkpoint, "checkpoint file (default: the latest)");
@@ -132,6 +146,9 @@ Command add_probe_command(CLI::App& root) {
   app->add_option("--outlier-z", args->outlier_z,
                   "inverse/control: drop samples whose target-norm z-score is >= Z "
                   "(default: keep all)");
+  app->add_option("--held-out-seed", args->held_out_seed,
+                  "fit on the --seed batch and score on a fresh batch of this seed (default: "
+                  "in-sample, as the official code)");
   app->add_flag("--json", args->json, "print the result as JSON");
   return {app, [args] { return run_probe_command(*args); }};
 }

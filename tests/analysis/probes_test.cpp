@@ -342,3 +342,47 @@ TEST(Probes, BadInputIsRejected) {
 
 }  // namespace
 }  // namespace mesalab
+
+namespace mesalab {
+namespace {
+
+// Held-out probes: the current state is an exact linear function of the input layer, so a
+// probe fitted on one batch decodes another batch exactly; where the in-sample fit
+// interpolates (16 sequences, tokens [0, s_t, s_t, s_{t-1}] of rank 2D = 20) the held-out
+// loss shows it.
+TEST(HeldOutProbes, ExactTargetTransfersAndInterpolationDoesNot) {
+  const RunConfig cfg = probe_config();
+  const Transformer model(cfg.model);
+  std::vector<float> params(model.num_params());
+  model.init_params(params.data(), 3);
+  const TokenBatch wide = make_token_batch(cfg, 2, RngPurpose::Probe, 0, 64);
+  const TokenBatch fit = make_token_batch(cfg, 1, RngPurpose::Probe, 0, 16);
+  const TokenBatch score = make_token_batch(cfg, 11, RngPurpose::Probe, 0, 48);
+  const LayerActivations wide_acts = collect_activations(model, params.data(), wide);
+  const LayerActivations fit_acts = collect_activations(model, params.data(), fit);
+  const LayerActivations score_acts = collect_activations(model, params.data(), score);
+  const int T = cfg.data.seq_len;
+
+  const ProbeResult current =
+      run_held_out_probe(wide_acts, wide, score_acts, score, ProbeTarget::Current, {});
+  for (int t = 0; t < T; ++t) {
+    EXPECT_LT(current.loss_at(t, 0), 1e-8) << "t " << t;
+    EXPECT_EQ(current.kept[size_t(t)], 48) << "scored on the held-out batch";
+  }
+  const ProbeResult in_sample = run_probe(fit_acts, fit, ProbeTarget::Next, {});
+  const ProbeResult held_out =
+      run_held_out_probe(fit_acts, fit, score_acts, score, ProbeTarget::Next, {});
+  for (int t = 2; t < T; ++t) {
+    EXPECT_LT(in_sample.loss_at(t, 0), 1e-6) << "16 rows, rank 20: in-sample interpolates";
+    EXPECT_GT(held_out.loss_at(t, 0), 0.1) << "t " << t;
+  }
+  // With the same batch on both sides it is the in-sample probe.
+  const ProbeResult same = run_held_out_probe(fit_acts, fit, fit_acts, fit, ProbeTarget::Next, {});
+  EXPECT_EQ(same.loss, in_sample.loss);
+  TokenBatch other = score;
+  other.dim = 3;
+  EXPECT_THROW(run_held_out_probe(fit_acts, fit, score_acts, other, ProbeTarget::Next, {}), Error);
+}
+
+}  // namespace
+}  // namespace mesalab

@@ -80,6 +80,17 @@ TEST_F(ProbeCliTest, ProbesATrainedRunAndWritesCsvAndJson) {
   EXPECT_NE(table.out.find("next"), std::string::npos) << table.out;
   EXPECT_EQ(table.out.find("inverse"), std::string::npos) << table.out;
   EXPECT_EQ(count_lines(read_all(run / "probes.csv")), 1 + (kL + 1) * kT);
+
+  // Held out: fitted on 16 sequences (fewer than the token rank 20, so in-sample interpolates)
+  // and scored on another seed's 16.
+  const Result in = mesalab("probe runs/p --batch 16 --target all --json");
+  const Result out = mesalab("probe runs/p --batch 16 --target all --held-out-seed 9 --json");
+  ASSERT_EQ(out.code, 0) << out.out << out.err;
+  const json ji = json::parse(in.out), jo = json::parse(out.out);
+  EXPECT_EQ(jo["held_out_seed"], 9);
+  EXPECT_TRUE(ji["held_out_seed"].is_null());
+  EXPECT_LT(ji["probes"]["next"]["loss"][5][0].get<double>(), 1e-6);
+  EXPECT_GT(jo["probes"]["next"]["loss"][5][0].get<double>(), 1e-3);
 }
 
 TEST_F(ProbeCliTest, BadInputExitsTwoWithOneLine) {
