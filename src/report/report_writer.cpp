@@ -29,6 +29,13 @@ std::string scale_line(const ReportData& d) {
                      fmt::format("{}", fmt::join(d.test_seeds, ", ")), d.test_batch);
 }
 
+std::string times_line(const ReportData& d) {
+  return fmt::format(
+      "Wall time of this invocation {}; training time of its runs {} (summed over runs, which "
+      "train side by side; a reused run counts the last segment of its training)",
+      duration(d.wall_s), duration(d.train_s));
+}
+
 std::string path_from(const fs::path& dir, const fs::path& p) {
   return p.lexically_relative(dir).generic_string();
 }
@@ -170,8 +177,8 @@ pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: .85em; }
 
 std::string report_markdown(const ReportData& d, const fs::path& dir) {
   std::string s = fmt::format("# {}\n\n", d.title);
-  s += fmt::format("Made by `{}` on {}: {}. Total wall time {}.\n\n", d.command_line, d.date,
-                   scale_line(d), duration(d.wall_s));
+  s += fmt::format("Made by `{}` on {}: {}. {}.\n\n", d.command_line, d.date, scale_line(d),
+                   times_line(d));
   s += "## Summary\n\n| experiment | claim | verdict | measured |\n|---|---|---|---|\n";
   for (const ExperimentReport& e : d.experiments)
     s += fmt::format("| [{}](#{}) | {} | **{}** | {} |\n", e.name, e.name, md_cell(e.claim),
@@ -188,10 +195,10 @@ std::string report_html(const ReportData& d) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>{}</title><style>{}</style></head><body>\n<h1>{}</h1>\n",
       escape(d.title), kStyle, escape(d.title));
-  s += fmt::format("<p>Made by <code>{}</code> on {}: {}. Total wall time {}.</p>\n",
+  s += fmt::format("<p>Made by <code>{}</code> on {}: {}. {}.</p>\n",
                    escape(d.command_line), escape(d.date),
                    replace_all(replace_all(escape(scale_line(d)), "**", ""), "*", ""),
-                   duration(d.wall_s));
+                   times_line(d));
   s += "<h2>Summary</h2>\n<table><thead><tr><th>experiment</th><th>claim</th><th>verdict</th>"
        "<th>measured</th></tr></thead><tbody>";
   for (const ExperimentReport& e : d.experiments)

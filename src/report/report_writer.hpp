@@ -27,7 +27,8 @@ struct ReportData {
   bool quick = false;
   std::vector<uint64_t> seeds, test_seeds;
   int test_batch = 0;
-  double wall_s = 0.0;
+  double wall_s = 0.0;   // this invocation
+  double train_s = 0.0;  // every run's training time, summed (reused runs: their last segment)
   std::vector<ExperimentReport> experiments;
 };
 

@@ -362,6 +362,7 @@ ReportData reproduce(const ReproduceOptions& o) {
     write_file_atomic(ctx.out_dir / "result.json", outcome_json(rep).dump(2) + "\n");
     data.experiments.push_back(std::move(rep));
   }
+  for (const auto& [_, s] : status) data.train_s += s.wall_s;
   data.wall_s = seconds_since(t0);
   write_file_atomic(o.out / "report.md", report_markdown(data, fs::absolute(o.out)));
   write_file_atomic(o.out / "report.html", report_html(data));

@@ -64,7 +64,7 @@ TEST_F(ReproduceCliTest, KilledReproduceContinuesWithoutRetrainingFinishedRuns) 
   const fs::path first = out() / "runs" / "lsa_1layer_s1" / "metrics.jsonl";
   const std::string script = "setsid " + std::string(MESALAB_BINARY) +
                              " reproduce --quick --only single_layer --out '" + out().string() +
-                             "' --jobs 1 >/dev/null 2>&1 & pid=$!; for i in $(seq 1 1200); do "
+                             "' --jobs 1 >/dev/null 2>&1 & pid=$!; for i in $(seq 1 4800); do "
                              "grep -q '\"step\":200' '" +
                              first.string() +
                              "' 2>/dev/null && break; sleep 0.05; done; "

@@ -48,6 +48,7 @@ class ReportWriterTest : public ::testing::Test {
     d.test_seeds = {1, 11};
     d.test_batch = 64;
     d.wall_s = 75.4;
+    d.train_s = 4000.0;
     ExperimentReport pass{"demo",
                           "A claim | with a pipe.",
                           "Paper Fig. 2",
