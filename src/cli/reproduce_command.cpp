@@ -91,7 +91,7 @@ Command add_reproduce_command(CLI::App& root) {
   auto& o = args->options;
   app->add_option("--only", o.only, "experiments to run (default: all; see --list)");
   app->add_flag("--list", args->list, "list the registered experiments");
-  app->add_flag("--quick", o.quick, "smoke test: short runs, one seed (minutes, not hours)");
+  app->add_flag("--quick", o.quick, "smoke test: 200-step runs, one seed (seconds, not hours)");
   app->add_option("--seeds", o.seeds, "training seeds at full scale (1..5 of 1, 11, 111, ...)")
       ->capture_default_str();
   app->add_option("--out", o.out, "output directory")->capture_default_str();

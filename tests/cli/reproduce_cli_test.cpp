@@ -4,6 +4,7 @@
 // corrupt run fails its experiment only; --plan and --slurm hand out the same commands.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +58,15 @@ TEST_F(ReproduceCliTest, OneExperimentFromTrainingToReportThenNothingToRetrain) 
   EXPECT_EQ(read_all(out() / "logs" / "lsa_1layer_s1.log"), log);
   EXPECT_FALSE(contains(again.err, "started lsa_1layer_s1")) << again.err;
   EXPECT_EQ(result("one_gd_step")["verdict"], j["verdict"]) << "same runs, same verdict";
+
+  const Result forced = reproduce("--only one_gd_step --force");
+  ASSERT_EQ(forced.code, 0) << describe(forced);
+  EXPECT_TRUE(contains(forced.err, "started lsa_1layer_s1")) << forced.err;
+  const std::string after = read_all(metrics);
+  EXPECT_EQ(std::count(after.begin(), after.end(), '\n'),
+            std::count(before.begin(), before.end(), '\n'))
+      << "retrained from scratch: one metrics line per evaluation, not appended";
+  EXPECT_TRUE(contains(after, "\"step\":200"));
 }
 
 TEST_F(ReproduceCliTest, KilledReproduceContinuesWithoutRetrainingFinishedRuns) {
