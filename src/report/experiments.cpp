@@ -48,6 +48,11 @@ DataConfig default_data(const Context& ctx) {
   return preset_run_config("paper_lsa_2layer", ctx.scale.overrides).data;
 }
 
+// The baselines on the default data, averaged over the scale's test seeds.
+Curves default_baselines(const Context& ctx) {
+  return baseline_curves(default_data(ctx), ctx.scale.test_seeds, ctx.scale.test_batch);
+}
+
 // One row per curve: its mean over t and its value at a few time steps.
 // means[i]: the curve's mean over t with its spread over seeds (one value for a baseline).
 Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means) {
@@ -105,8 +110,7 @@ Outcome analyse_baselines(const Context& ctx) {
 
 Outcome analyse_single_layer(const Context& ctx) {
   const auto lsa = seed_curves(ctx, "lsa_1layer"), mesa = seed_curves(ctx, "mesa_1layer");
-  const Curves base =
-      baseline_curves(default_data(ctx), ctx.scale.test_seeds, ctx.scale.test_batch);
+  const Curves base = default_baselines(ctx);
   const std::vector<double>& gd1 = curve_named(base, "gd1");
   const std::vector<double>& lsq = curve_named(base, "least_squares_all_pairs");
   const SeedStats lsa_s = seed_stats(curve_means(lsa)), mesa_s = seed_stats(curve_means(mesa));
@@ -138,8 +142,7 @@ Outcome analyse_single_layer(const Context& ctx) {
 
 Outcome analyse_lsa_2layer(const Context& ctx) {
   const auto one = seed_curves(ctx, "lsa_1layer"), two = seed_curves(ctx, "paper_lsa_2layer");
-  const Curves base =
-      baseline_curves(default_data(ctx), ctx.scale.test_seeds, ctx.scale.test_batch);
+  const Curves base = default_baselines(ctx);
   const std::vector<double>& gd1 = curve_named(base, "gd1");
   const std::vector<double> one_means = curve_means(one), two_means = curve_means(two);
   bool pass = true;

@@ -40,12 +40,6 @@ nlohmann::json last_metrics(const fs::path& run_dir) {
   return j.is_discarded() ? nlohmann::json() : j;
 }
 
-int64_t configured_steps(const PlannedRun& run) {
-  const nlohmann::json cfg = nlohmann::json::parse(read_file(run.config), nullptr, false);
-  if (cfg.is_discarded()) fail("{}: not valid JSON", run.config.string());
-  return cfg["train"]["steps"].get<int64_t>();
-}
-
 // The last line of a run's log that says what went wrong.
 std::string error_line(const fs::path& log, int status) {
   std::ifstream in(log);
@@ -91,7 +85,7 @@ class RunMonitor {
         parts.push_back(r->spec.name() + " starting");
         continue;
       }
-      const int64_t step = m["step"].get<int64_t>(), steps = configured_steps(*r);
+      const int64_t step = m["step"].get<int64_t>(), steps = r->steps;
       auto [it, fresh] = seen_.try_emplace(r->spec.name(), step);
       const double rate = fresh ? 0.0 : double(step - it->second) / dt;
       it->second = step;
@@ -192,6 +186,7 @@ std::vector<PlannedRun> plan_runs(const std::vector<const Experiment*>& experime
         const RunConfig cfg = preset_run_config(preset, overrides);
         PlannedRun run;
         run.spec = spec;
+        run.steps = cfg.train.steps;
         run.config = root / "configs" / (spec.name() + ".json");
         run.dir = root / "runs" / spec.name();
         run.log = root / "logs" / (spec.name() + ".log");
@@ -211,11 +206,10 @@ std::vector<PlannedRun> plan_runs(const std::vector<const Experiment*>& experime
 bool run_finished(const PlannedRun& run) {
   if (!fs::exists(latest_checkpoint_path(run.dir))) return false;
   std::ifstream in(run.dir / "metrics.jsonl");
-  const int64_t steps = configured_steps(run);
   std::string line;
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("step") && j["step"] == steps) return true;
+    if (!j.is_discarded() && j.contains("step") && j["step"] == run.steps) return true;
   }
   return false;
 }
@@ -232,7 +226,7 @@ std::map<std::string, RunStatus> collect_runs(const std::vector<PlannedRun>& run
       const nlohmann::json m = last_metrics(r.dir);
       s.error = m.is_null() ? fmt::format("run {} has not been trained", r.spec.name())
                             : fmt::format("run {} has not finished (step {} of {})", r.spec.name(),
-                                          m["step"].get<int64_t>(), configured_steps(r));
+                                          m["step"].get<int64_t>(), r.steps);
     }
   }
   return status;

@@ -9,6 +9,7 @@
 //   logs/<run>.log          each run's stdout and stderr
 //   experiments/<name>/     figures (csv, gp, svg, png) and result.json of each experiment
 //   report.md, report.html  the report (report/report_writer.hpp)
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -47,6 +48,7 @@ Scale scale_of(const ReproduceOptions& options);
 struct PlannedRun {
   RunSpec spec;
   std::filesystem::path config, dir, log;
+  int64_t steps = 0;              // train.steps of its config
   std::vector<std::string> argv;  // mesalab train --config <config> --continue --quiet
   std::string command() const;    // argv quoted for a POSIX shell
 };
