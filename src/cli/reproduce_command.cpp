@@ -29,7 +29,7 @@ std::string command_line(const ReproduceArgs& a) {
   std::string line = "mesalab reproduce";
   if (o.quick) line += " --quick";
   for (const std::string& n : o.only) line += " --only " + n;
-  if (!o.quick) line += fmt::format(" --seeds {}", o.seeds);
+  if (!o.quick) line += fmt::format(" --seeds {} --sweep-seeds {}", o.seeds, o.sweep_seeds);
   line += fmt::format(" --jobs {} --out {}", o.jobs, o.out.string());
   if (o.force) line += " --force";
   if (o.collect) line += " --collect";
@@ -37,9 +37,12 @@ std::string command_line(const ReproduceArgs& a) {
 }
 
 int print_list() {
-  for (const report::Experiment& e : report::experiment_registry())
+  for (const report::Experiment& e : report::experiment_registry()) {
     fmt::print("{:<18} {}\n{:<18} runs: {}\n", e.name, e.claim, "",
                e.presets.empty() ? "none" : fmt::format("{}", fmt::join(e.presets, ", ")));
+    if (!e.sweep_presets.empty())
+      fmt::print("{:<18} sweep runs: {}\n", "", fmt::join(e.sweep_presets, ", "));
+  }
   return 0;
 }
 
@@ -93,6 +96,9 @@ Command add_reproduce_command(CLI::App& root) {
   app->add_flag("--list", args->list, "list the registered experiments");
   app->add_flag("--quick", o.quick, "smoke test: 200-step runs, one seed (seconds, not hours)");
   app->add_option("--seeds", o.seeds, "training seeds at full scale (1..5 of 1, 11, 111, ...)")
+      ->capture_default_str();
+  app->add_option("--sweep-seeds", o.sweep_seeds,
+                  "training seeds of the sweeps' non-headline runs at full scale (1..5)")
       ->capture_default_str();
   app->add_option("--out", o.out, "output directory")->capture_default_str();
   app->add_option("--jobs", o.jobs, "training runs side by side (default: one per core)")

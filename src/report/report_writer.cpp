@@ -20,12 +20,22 @@ std::string duration(double s) {
   return fmt::format("{}h {:02}m", total / 3600, (total % 3600) / 60);
 }
 
+// "1, 11, 111" or, when sweep presets train from fewer seeds, "1, 11, 111 (sweeps: 1)".
+std::string seed_list(const std::vector<uint64_t>& seeds, const std::vector<uint64_t>& sweep) {
+  if (seeds.empty() && sweep.empty()) return "none (no training)";
+  std::string s = fmt::format("{}", fmt::join(seeds, ", "));
+  if (!sweep.empty() && sweep != seeds) s += fmt::format(" (sweeps: {})", fmt::join(sweep, ", "));
+  return s;
+}
+
+std::string seeds_text(const ExperimentReport& e) { return seed_list(e.seeds, e.sweep_seeds); }
+
 std::string scale_line(const ReportData& d) {
   return fmt::format("{}; training seeds {}; test seeds {} with {} sequences each",
                      d.quick
                          ? "**quick smoke test** (short runs, numbers are not the paper's scale)"
                          : "full scale (the paper's steps and schedule)",
-                     d.seeds.empty() ? "-" : fmt::format("{}", fmt::join(d.seeds, ", ")),
+                     d.seeds.empty() ? "-" : seed_list(d.seeds, d.sweep_seeds),
                      fmt::format("{}", fmt::join(d.test_seeds, ", ")), d.test_batch);
 }
 
@@ -83,10 +93,8 @@ std::string md_experiment(const ExperimentReport& e, const fs::path& dir) {
   if (!o.notes.empty()) s += "\n";
   if (!e.commands.empty())
     s += fmt::format("Commands:\n\n```sh\n{}\n```\n\n", fmt::join(e.commands, "\n"));
-  s += fmt::format(
-      "Seeds: {}. Wall time: training {}, analysis {}.\n\n",
-      e.seeds.empty() ? "none (no training)" : fmt::format("{}", fmt::join(e.seeds, ", ")),
-      duration(e.train_s), duration(e.analysis_s));
+  s += fmt::format("Seeds: {}. Wall time: training {}, analysis {}.\n\n", seeds_text(e),
+                   duration(e.train_s), duration(e.analysis_s));
   return s;
 }
 
@@ -195,10 +203,9 @@ std::string report_html(const ReportData& d) {
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
       "<title>{}</title><style>{}</style></head><body>\n<h1>{}</h1>\n",
       escape(d.title), kStyle, escape(d.title));
-  s += fmt::format("<p>Made by <code>{}</code> on {}: {}. {}.</p>\n",
-                   escape(d.command_line), escape(d.date),
-                   replace_all(replace_all(escape(scale_line(d)), "**", ""), "*", ""),
-                   times_line(d));
+  s += fmt::format(
+      "<p>Made by <code>{}</code> on {}: {}. {}.</p>\n", escape(d.command_line), escape(d.date),
+      replace_all(replace_all(escape(scale_line(d)), "**", ""), "*", ""), times_line(d));
   s += "<h2>Summary</h2>\n<table><thead><tr><th>experiment</th><th>claim</th><th>verdict</th>"
        "<th>measured</th></tr></thead><tbody>";
   for (const ExperimentReport& e : d.experiments)
@@ -228,10 +235,8 @@ std::string report_html(const ReportData& d) {
     if (!e.commands.empty())
       s += fmt::format("<p>Commands:</p><pre>{}</pre>\n",
                        escape(fmt::format("{}", fmt::join(e.commands, "\n"))));
-    s += fmt::format(
-        "<p>Seeds: {}. Wall time: training {}, analysis {}.</p>\n</section>\n",
-        e.seeds.empty() ? "none (no training)" : fmt::format("{}", fmt::join(e.seeds, ", ")),
-        duration(e.train_s), duration(e.analysis_s));
+    s += fmt::format("<p>Seeds: {}. Wall time: training {}, analysis {}.</p>\n</section>\n",
+                     escape(seeds_text(e)), duration(e.train_s), duration(e.analysis_s));
   }
   return s + "</body></html>\n";
 }
@@ -254,6 +259,7 @@ nlohmann::json outcome_json(const ExperimentReport& e) {
           {"notes", o.notes},
           {"commands", e.commands},
           {"seeds", e.seeds},
+          {"sweep_seeds", e.sweep_seeds},
           {"train_s", e.train_s},
           {"analysis_s", e.analysis_s}};
 }

@@ -17,6 +17,7 @@ struct ExperimentReport {
   Outcome outcome;
   std::vector<std::string> commands;  // training commands, then the analysis equivalents
   std::vector<uint64_t> seeds;        // training seeds of its runs (empty: no training)
+  std::vector<uint64_t> sweep_seeds;  // of its sweep presets (empty: it has none)
   double train_s = 0.0, analysis_s = 0.0;
 };
 
@@ -25,7 +26,7 @@ struct ReportData {
   std::string date;          // e.g. "2026-12-01 23:40 UTC"
   std::string command_line;  // how the report was made
   bool quick = false;
-  std::vector<uint64_t> seeds, test_seeds;
+  std::vector<uint64_t> seeds, sweep_seeds, test_seeds;
   int test_batch = 0;
   double wall_s = 0.0;   // this invocation
   double train_s = 0.0;  // every run's training time, summed (reused runs: their last segment)

@@ -112,11 +112,14 @@ std::vector<std::string> analysis_commands(const Experiment& e) {
 
 int default_jobs() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 
-Scale full_scale(int seeds) {
+Scale full_scale(int seeds, int sweep_seeds) {
   if (seeds < 1 || seeds > int(kPaperSeeds.size()))
     fail("--seeds must be 1..{}, got {}", kPaperSeeds.size(), seeds);
+  if (sweep_seeds < 1 || sweep_seeds > int(kPaperSeeds.size()))
+    fail("--sweep-seeds must be 1..{}, got {}", kPaperSeeds.size(), sweep_seeds);
   Scale s;
   s.seeds.assign(kPaperSeeds.begin(), kPaperSeeds.begin() + seeds);
+  s.sweep_seeds.assign(kPaperSeeds.begin(), kPaperSeeds.begin() + sweep_seeds);
   s.test_seeds = kPaperSeeds;
   return s;
 }
@@ -124,7 +127,7 @@ Scale full_scale(int seeds) {
 Scale quick_scale() {
   Scale s;
   s.quick = true;
-  s.seeds = {kPaperSeeds[0]};
+  s.seeds = s.sweep_seeds = {kPaperSeeds[0]};
   s.test_seeds = {kPaperSeeds[0], kPaperSeeds[1]};
   s.test_batch = 64;
   s.overrides = {"train.steps=200",       "train.batch_size=64",
@@ -135,6 +138,27 @@ Scale quick_scale() {
 }
 
 std::string RunSpec::name() const { return fmt::format("{}_s{}", preset, seed); }
+
+std::vector<uint64_t> Experiment::seeds_of(const std::string& preset, const Scale& scale) const {
+  if (std::find(presets.begin(), presets.end(), preset) != presets.end()) return scale.seeds;
+  if (std::find(sweep_presets.begin(), sweep_presets.end(), preset) != sweep_presets.end())
+    return scale.sweep_seeds;
+  fail("experiment {} does not train preset {}", name, preset);
+}
+
+std::vector<uint64_t> Context::seeds_of(const std::string& preset) const {
+  if (experiment == nullptr) fail("analysis context without its experiment");
+  return experiment->seeds_of(preset, scale);
+}
+
+std::vector<RunSpec> Experiment::runs(const Scale& scale) const {
+  std::vector<RunSpec> specs;
+  for (const std::string& preset : presets)
+    for (uint64_t seed : scale.seeds) specs.push_back({preset, seed});
+  for (const std::string& preset : sweep_presets)
+    for (uint64_t seed : scale.sweep_seeds) specs.push_back({preset, seed});
+  return specs;
+}
 
 std::string_view verdict_name(Verdict v) {
   return v == Verdict::Pass ? "PASS" : v == Verdict::Differs ? "DIFFERS" : "FAILED";
@@ -160,7 +184,9 @@ std::vector<const Experiment*> select_experiments(const std::vector<std::string>
   return selected;
 }
 
-Scale scale_of(const ReproduceOptions& o) { return o.quick ? quick_scale() : full_scale(o.seeds); }
+Scale scale_of(const ReproduceOptions& o) {
+  return o.quick ? quick_scale() : full_scale(o.seeds, o.sweep_seeds);
+}
 
 std::string PlannedRun::command() const {
   std::vector<std::string> quoted;
@@ -175,31 +201,31 @@ std::vector<PlannedRun> plan_runs(const std::vector<const Experiment*>& experime
   std::vector<PlannedRun> runs;
   std::set<std::string> seen;
   for (const Experiment* e : experiments)
-    for (const std::string& preset : e->presets)
-      for (uint64_t seed : scale.seeds) {
-        const RunSpec spec{preset, seed};
-        if (!seen.insert(spec.name()).second) continue;
-        std::vector<std::string> overrides = scale.overrides;
-        overrides.push_back(fmt::format("train.seed={}", seed));
-        overrides.push_back("name=" + spec.name());
-        overrides.push_back("train.runs_dir=" + (root / "runs").string());
-        const RunConfig cfg = preset_run_config(preset, overrides);
-        PlannedRun run;
-        run.spec = spec;
-        run.steps = cfg.train.steps;
-        run.config = root / "configs" / (spec.name() + ".json");
-        run.dir = root / "runs" / spec.name();
-        run.log = root / "logs" / (spec.name() + ".log");
-        fs::create_directories(run.config.parent_path());
-        write_file_atomic(run.config, cfg.resolved.dump(2) + "\n");
-        run.argv = {executable.string(), "train",      "--config",
-                    run.config.string(), "--continue", "--quiet"};
-        if (threads > 0) {
-          run.argv.push_back("--set");
-          run.argv.push_back(fmt::format("train.threads={}", threads));
-        }
-        runs.push_back(std::move(run));
+    for (const RunSpec& spec : e->runs(scale)) {
+      const std::string& preset = spec.preset;
+      const uint64_t seed = spec.seed;
+      if (!seen.insert(spec.name()).second) continue;
+      std::vector<std::string> overrides = scale.overrides;
+      overrides.push_back(fmt::format("train.seed={}", seed));
+      overrides.push_back("name=" + spec.name());
+      overrides.push_back("train.runs_dir=" + (root / "runs").string());
+      const RunConfig cfg = preset_run_config(preset, overrides);
+      PlannedRun run;
+      run.spec = spec;
+      run.steps = cfg.train.steps;
+      run.config = root / "configs" / (spec.name() + ".json");
+      run.dir = root / "runs" / spec.name();
+      run.log = root / "logs" / (spec.name() + ".log");
+      fs::create_directories(run.config.parent_path());
+      write_file_atomic(run.config, cfg.resolved.dump(2) + "\n");
+      run.argv = {executable.string(), "train",      "--config",
+                  run.config.string(), "--continue", "--quiet"};
+      if (threads > 0) {
+        run.argv.push_back("--set");
+        run.argv.push_back(fmt::format("train.threads={}", threads));
       }
+      runs.push_back(std::move(run));
+    }
   return runs;
 }
 
@@ -315,28 +341,28 @@ ReportData reproduce(const ReproduceOptions& o) {
   data.command_line = o.command_line;
   data.quick = scale.quick;
   data.seeds = scale.seeds;
+  data.sweep_seeds = scale.sweep_seeds;
   data.test_seeds = scale.test_seeds;
   data.test_batch = scale.test_batch;
   for (const Experiment* e : experiments) {
-    ExperimentReport rep{e->name, e->claim, e->source, e->criterion, {}, {}, {}, 0.0, 0.0};
+    ExperimentReport rep{e->name, e->claim, e->source, e->criterion, {}, {}, {}, {}, 0.0, 0.0};
     std::vector<std::string> failures;
-    for (const std::string& preset : e->presets)
-      for (uint64_t seed : scale.seeds) {
-        const RunSpec spec{preset, seed};
-        const auto run = std::find_if(runs.begin(), runs.end(), [&](const PlannedRun& r) {
-          return r.spec.name() == spec.name();
-        });
-        rep.commands.push_back(run->command());
-        const RunStatus& s = status.at(spec.name());
-        rep.train_s += s.wall_s;
-        if (!s.ok) failures.push_back(fmt::format("{}: {}", spec.name(), s.error));
-      }
+    for (const RunSpec& spec : e->runs(scale)) {
+      const auto run = std::find_if(runs.begin(), runs.end(), [&](const PlannedRun& r) {
+        return r.spec.name() == spec.name();
+      });
+      rep.commands.push_back(run->command());
+      const RunStatus& s = status.at(spec.name());
+      rep.train_s += s.wall_s;
+      if (!s.ok) failures.push_back(fmt::format("{}: {}", spec.name(), s.error));
+    }
     if (!e->presets.empty()) rep.seeds = scale.seeds;
+    if (!e->sweep_presets.empty()) rep.sweep_seeds = scale.sweep_seeds;
     for (const std::string& c : analysis_commands(*e)) rep.commands.push_back(c);
     const auto a0 = Clock::now();
     Context ctx{scale, fs::absolute(o.out) / "experiments" / e->name,
                 [&](const RunSpec& spec) { return fs::absolute(o.out) / "runs" / spec.name(); },
-                o.render};
+                o.render, e};
     if (!failures.empty()) {
       rep.outcome.measured = "runs failed: " + fmt::format("{}", fmt::join(failures, "; "));
     } else {

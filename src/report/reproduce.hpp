@@ -26,7 +26,8 @@ int default_jobs();
 struct ReproduceOptions {
   std::vector<std::string> only;  // experiment names; empty = all
   bool quick = false;
-  int seeds = 3;  // training seeds at full scale (first of kPaperSeeds); quick uses 1
+  int seeds = 3;        // training seeds at full scale (first of kPaperSeeds); quick uses 1
+  int sweep_seeds = 1;  // the same for sweep presets (Experiment::sweep_presets)
   std::filesystem::path out = "reproduce";
   // Training runs side by side, each with cores / jobs threads. Default: one single-threaded
   // run per core, measured fastest on 2 cores (docs/reproduce.md).

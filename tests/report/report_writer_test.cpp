@@ -44,7 +44,8 @@ class ReportWriterTest : public ::testing::Test {
     d.date = "2026-12-01 12:00 UTC";
     d.command_line = "mesalab reproduce --quick --jobs 1 --out out";
     d.quick = true;
-    d.seeds = {1};
+    d.seeds = {1, 11};
+    d.sweep_seeds = {1};
     d.test_seeds = {1, 11};
     d.test_batch = 64;
     d.wall_s = 75.4;
@@ -55,6 +56,7 @@ class ReportWriterTest : public ::testing::Test {
                           "loss < 1",
                           {},
                           {"mesalab train --config c.json --continue"},
+                          {1, 11},
                           {1},
                           12.25,
                           0.5};
@@ -66,7 +68,8 @@ class ReportWriterTest : public ::testing::Test {
           {std::string("the ") + stem, dir_ / "experiments" / "demo" / (std::string(stem) + ".svg"),
            dir_ / "experiments" / "demo" / (std::string(stem) + ".png")});
     pass.outcome.notes.push_back("checked by hand");
-    ExperimentReport failed{"broken", "Another claim.", "Sec. 5", "r2 > 0.9", {}, {}, {}, 0, 0.1};
+    ExperimentReport failed{"broken", "Another claim.", "Sec. 5", "r2 > 0.9", {}, {}, {}, {}, 0,
+                            0.1};
     failed.outcome.measured = "runs failed: x_s1: error: boom";
     d.experiments = {pass, failed};
     return d;

@@ -26,10 +26,10 @@ TEST(Registry, NamesUniqueAndEveryPresetResolvesAtBothScales) {
     EXPECT_TRUE(names.insert(e.name).second) << e.name;
     EXPECT_FALSE(e.claim.empty() || e.source.empty() || e.criterion.empty()) << e.name;
     EXPECT_TRUE(bool(e.analyse)) << e.name;
-    for (const std::string& preset : e.presets)
-      for (const Scale& s : {quick_scale(), full_scale(5)}) {
-        SCOPED_TRACE(e.name + " / " + preset);
-        EXPECT_NO_THROW(preset_run_config(preset, s.overrides));
+    for (const Scale& s : {quick_scale(), full_scale(5, 5)})
+      for (const RunSpec& spec : e.runs(s)) {
+        SCOPED_TRACE(e.name + " / " + spec.name());
+        EXPECT_NO_THROW(preset_run_config(spec.preset, s.overrides));
       }
   }
   EXPECT_GE(names.size(), 6u);
@@ -53,6 +53,26 @@ TEST(Registry, FullScaleSeedsAreThePapersAndBounded) {
   EXPECT_EQ(full_scale(3).test_seeds, kPaperSeeds);
   EXPECT_THROW(full_scale(0), Error);
   EXPECT_THROW(full_scale(6), Error);
+  EXPECT_THROW(full_scale(3, 0), Error);
+  EXPECT_THROW(full_scale(3, 6), Error);
+}
+
+TEST(Registry, SweepPresetsTrainFromTheSweepSeedsOnly) {
+  const Experiment& sweep = *select_experiments({"depth_sweep"}).front();
+  ASSERT_FALSE(sweep.sweep_presets.empty());
+  const std::string headline = sweep.presets.front(), swept = sweep.sweep_presets.front();
+  const Scale scale = full_scale(3, 1);
+  EXPECT_EQ(sweep.seeds_of(headline, scale), (std::vector<uint64_t>{1, 11, 111}));
+  EXPECT_EQ(sweep.seeds_of(swept, scale), (std::vector<uint64_t>{1}));
+  EXPECT_EQ(sweep.seeds_of(swept, full_scale(2, 4)), (std::vector<uint64_t>{1, 11, 111, 1111}));
+  EXPECT_THROW(sweep.seeds_of("no_such_preset", scale), Error);
+  const std::vector<RunSpec> runs = sweep.runs(scale);
+  EXPECT_EQ(runs.size(), 3 * sweep.presets.size() + sweep.sweep_presets.size());
+  size_t swept_runs = 0;
+  for (const RunSpec& r : runs) swept_runs += r.preset == swept;
+  EXPECT_EQ(swept_runs, 1u);
+  const Context ctx{scale, "out", {}, {}, &sweep};
+  EXPECT_EQ(ctx.seeds_of(swept), (std::vector<uint64_t>{1}));
 }
 
 class PlanTest : public ::testing::Test {
