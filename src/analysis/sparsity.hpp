@@ -11,6 +11,9 @@
 
 namespace mesalab {
 
+// The threshold mesalab reports by default: entries above 1% of the product's largest.
+inline constexpr double kDefaultSparsityThreshold = 0.01;
+
 // #{(i, j): |m_ij| > relative_threshold * max |m|} / #entries; 0 for a zero matrix.
 double fraction_above(const RowMatrix<double>& m, double relative_threshold);
 

@@ -32,6 +32,7 @@ Command add_config_command(CLI::App& root);
 Command add_inspect_command(CLI::App& root);
 Command add_probe_command(CLI::App& root);
 Command add_revalg_command(CLI::App& root);
+Command add_interpolate_command(CLI::App& root);
 Command add_plot_command(CLI::App& root);
 Command add_reproduce_command(CLI::App& root);
 

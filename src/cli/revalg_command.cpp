@@ -8,6 +8,7 @@
 
 #include "analysis/revalg.hpp"
 #include "analysis/revalg_d.hpp"
+#include "analysis/sparsity.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "core/stats.hpp"
@@ -126,6 +127,12 @@ int run_revalg(const RevAlgArgs& a) {
   nlohmann::json j = revalg_report_json(report, cfg.model.data_dim);
   j["checkpoint"] = ckpt.string();
   j["step"] = state.step;
+  const std::vector<double> params(state.params.begin(), state.params.end());
+  // Sparsity as the paper reads its weight plots.
+  nlohmann::json sparsity = nlohmann::json::array();
+  for (const HeadSparsity& h : weight_sparsity(model, params.data(), kDefaultSparsityThreshold))
+    sparsity.push_back({{"layer", h.layer}, {"head", h.head}, {"qk", h.qk}, {"pv", h.pv}});
+  j["sparsity"] = {{"relative_threshold", kDefaultSparsityThreshold}, {"heads", sparsity}};
   // RevAlg-d: every linear-attention model on constructed tokens, any depth.
   const std::string revalg_d_note = revalg_d_ineligibility(cfg);
   RevAlgDComparison revalg_d;
@@ -137,7 +144,6 @@ int run_revalg(const RevAlgArgs& a) {
     j["revalg_d_note"] = revalg_d_note;
   }
   write_file_atomic(std::filesystem::path(a.run_dir) / "revalg.json", j.dump(2) + "\n");
-  const std::vector<double> params(state.params.begin(), state.params.end());
   std::vector<report::FigureFiles> figures = {write_run_figure(
       a.run_dir, "revalg_weights",
       report::weight_heatmap_figure(

@@ -14,10 +14,6 @@ namespace mesalab::report {
 
 using Curves = std::vector<std::pair<std::string, std::vector<double>>>;
 
-// Sparsity as the report reads it: the share of weight-product entries above 1% of the
-// product's largest (analysis/sparsity.hpp).
-constexpr double kSparsityThreshold = 0.01;
-
 // A number in a table or a measured line: 4 significant digits.
 std::string num(double v);
 
@@ -40,8 +36,9 @@ Curves default_baselines(const Context& ctx);
 Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means);
 
 // Analyses defined outside the registry's file.
-Outcome analyse_probes(const Context& ctx);        // experiments_probes.cpp
-Outcome analyse_probes_depth(const Context& ctx);  // experiments_probes.cpp
-Outcome analyse_depth_sweep(const Context& ctx);   // experiments_depth.cpp
+Outcome analyse_probes(const Context& ctx);         // experiments_probes.cpp
+Outcome analyse_probes_depth(const Context& ctx);   // experiments_probes.cpp
+Outcome analyse_depth_sweep(const Context& ctx);    // experiments_depth.cpp
+Outcome analyse_interpolation(const Context& ctx);  // experiments_depth.cpp
 
 }  // namespace mesalab::report

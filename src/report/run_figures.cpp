@@ -171,4 +171,20 @@ Figure weight_heatmap_figure(const Transformer& model, const double* params,
   return figure;
 }
 
+Figure interpolation_figure(const InterpolationResult& r, const std::string& title) {
+  if (r.points.empty()) fail("figure '{}': no interpolation points", title);
+  Panel panel{"test loss during training", "training step", "mean test loss (MSE/2)", false, true};
+  Series model{"transformer"}, mixed{fmt::format("interpolated (alpha = {:g})", r.alpha)};
+  for (const InterpolationPoint& p : r.points) {
+    model.x.push_back(double(p.step));
+    model.y.push_back(p.model);
+    mixed.x.push_back(double(p.step));
+    mixed.y.push_back(p.interpolated);
+  }
+  const double first = model.x.front(), last = model.x.back();
+  panel.series = {
+      model, mixed, {"RevAlg-d (final weights)", {first, last}, {r.revalg_d, r.revalg_d}, true}};
+  return {title, {panel}};
+}
+
 }  // namespace mesalab::report

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/interpolation.hpp"
 #include "analysis/probes.hpp"
 #include "model/transformer.hpp"
 #include "report/figure.hpp"
@@ -53,5 +54,9 @@ Figure probe_figure(const std::vector<ProbeResult>& results, const ControlResult
 // 1). params: the model's parameters as double.
 Figure weight_heatmap_figure(const Transformer& model, const double* params,
                              const std::string& title = "attention weights per head");
+
+// Test loss against the training step of the replayed transformer and of its interpolation
+// with RevAlg-d, and RevAlg-d's level as a dashed line (log y).
+Figure interpolation_figure(const InterpolationResult& result, const std::string& title);
 
 }  // namespace mesalab::report

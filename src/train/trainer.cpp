@@ -169,6 +169,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     state.train_loss_sum = 0.0;
     state.train_loss_count = 0;
     progress.report(step, last_train_loss, last_test_loss);
+    if (options.on_evaluation) options.on_evaluation(step, state.params, last_test_loss);
     return curve;
   };
 

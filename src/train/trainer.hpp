@@ -7,6 +7,7 @@
 // update of step s; the train loss logged there is the mean over the steps since the
 // previous evaluation.
 #include <filesystem>
+#include <functional>
 #include <vector>
 
 #include "train/run_config.hpp"
@@ -22,6 +23,10 @@ struct TrainOptions {
   bool continue_existing = false;
   bool progress = true;         // progress line on stderr
   bool detect_anomaly = false;  // check every layer's outputs and gradients for NaN/inf
+  // Called after every evaluation with the step, the parameters the test loss was measured
+  // on (before that step's update) and the test loss; an exception it throws stops training.
+  std::function<void(int64_t step, const std::vector<float>& params, double test_loss)>
+      on_evaluation;
 };
 
 struct TrainResult {

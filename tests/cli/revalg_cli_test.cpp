@@ -75,6 +75,14 @@ TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {
     EXPECT_EQ(j["closed_form"]["curves"][name].size(), 10u) << name;
   }
   EXPECT_EQ(j["closed_form"]["coefficients"].size(), 8u);
+  // Sparsity of every head's products, as the report reads it.
+  EXPECT_EQ(j["sparsity"]["relative_threshold"], 0.01);
+  ASSERT_EQ(j["sparsity"]["heads"].size(), 4u);
+  for (const json& h : j["sparsity"]["heads"]) {
+    EXPECT_EQ(h["layer"], 0);
+    for (const char* key : {"qk", "pv"})
+      EXPECT_TRUE(h[key].get<double>() > 0.0 && h[key].get<double>() <= 1.0) << h;
+  }
   EXPECT_EQ(j["closed_form"]["gd_w0"]["w0"].size(), 10u);
   // The file holds the same report.
   const json file = json::parse(read_all(run / "revalg.json"), nullptr, false);
@@ -139,6 +147,36 @@ TEST_F(RevalgCliTest, UnslottedOrMissingRunsAreBadInput) {
   r = mesalab("revalg --help");
   EXPECT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.out, "--closed-form")) << describe(r);
+}
+
+TEST_F(RevalgCliTest, InterpolateReplaysTheRunAndWritesItsCurves) {
+  const fs::path run = train("lsa2", "--set train.eval_every=10 --set train.checkpoint_every=30");
+  Result r = mesalab("interpolate '" + run.string() + "' --quiet --json");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json j = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["steps"], json({0, 10, 20, 30}));
+  EXPECT_EQ(j["replay_max_difference"], 0.0) << "the replay is the recorded trajectory";
+  EXPECT_EQ(j["model"], j["recorded"]);
+  EXPECT_EQ(j["alpha"], 0.5);
+  const json file = json::parse(read_all(run / "interpolation.json"), nullptr, false);
+  ASSERT_FALSE(file.is_discarded());
+  EXPECT_EQ(file["final_step"], 30);
+  EXPECT_EQ(file["interpolated"], j["interpolated"]);
+  EXPECT_TRUE(fs::exists(run / "figures" / "interpolation.csv"));
+  EXPECT_FALSE(fs::exists(run / "interpolation.tmp"));
+
+  r = mesalab("interpolate '" + run.string() + "' --quiet");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "interpolated (alpha = 0.5)")) << r.out;
+  r = mesalab("interpolate '" + run.string() + "' --alpha 2");
+  EXPECT_EQ(r.code, 2) << describe(r);
+
+  const fs::path softmax = train("sm2", "--set model.layer=softmax");
+  r = mesalab("interpolate '" + softmax.string() + "' --quiet");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "softmax")) << describe(r);
+  EXPECT_EQ(nonempty_lines(r.err).size(), 1u) << describe(r);
 }
 
 }  // namespace
