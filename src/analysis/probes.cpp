@@ -51,14 +51,17 @@ std::string_view probe_target_name(ProbeTarget target) {
       return "next";
     case ProbeTarget::InverseCurrent:
       return "inverse";
+    case ProbeTarget::Implicit:
+      return "implicit";
   }
   return "?";
 }
 
 ProbeTarget parse_probe_target(std::string_view name) {
-  for (ProbeTarget t : {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent})
+  for (ProbeTarget t : {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent,
+                        ProbeTarget::Implicit})
     if (name == probe_target_name(t)) return t;
-  fail("unknown probe target '{}' (allowed: current, next, inverse)", name);
+  fail("unknown probe target '{}' (allowed: current, next, inverse, implicit)", name);
 }
 
 void ProbeOptions::validate() const {
@@ -134,7 +137,7 @@ std::vector<double> preconditioned_inputs(const double* states, int batch, int s
 std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, double lambda) {
   check_batch(batch);
   const int B = batch.batch, T = batch.seq_len, D = batch.dim;
-  if (target == ProbeTarget::InverseCurrent)
+  if (target == ProbeTarget::InverseCurrent || target == ProbeTarget::Implicit)
     return preconditioned_inputs(batch.states.data(), B, T, D, lambda);
   const int shift = target == ProbeTarget::Next ? 1 : 0;
   std::vector<double> y(size_t(T) * B * D);
@@ -145,6 +148,60 @@ std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, d
     }
   return y;
 }
+
+// Per sequence: C_0 = 0, C_{t+1} = C_t + u_t u_{t+1}^T.
+std::vector<double> cross_sums(const TokenBatch& batch) {
+  check_batch(batch);
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim;
+  std::vector<double> out(size_t(T) * B * D * D);
+  parallel_for(B, [&](int b) {
+    const ConstRows seq(batch.states.data() + size_t(b) * (T + 1) * D, T + 1, D);
+    RowMatrix c = RowMatrix::Zero(D, D);
+    for (int t = 0; t < T; ++t) {
+      Eigen::Map<RowMatrix>(out.data() + (size_t(t) * B + b) * D * D, D, D) = c;
+      c.noalias() += seq.row(t).transpose() * seq.row(t + 1);
+    }
+  });
+  return out;
+}
+
+namespace {
+
+// The rows' predictions s_hat_b = scale x_b^T C_b against s_{t+1}: plain MSE over the kept
+// rows and dims, and R^2. x, next: (rows, D); cross: (rows, D, D).
+ProbeFit score_cross_prediction(const double* x, const double* cross, const double* next, int rows,
+                                int dim, double scale, const std::vector<char>* keep) {
+  double sse = 0.0;
+  int n = 0;
+  Eigen::VectorXd mean = Eigen::VectorXd::Zero(dim);
+  for (int b = 0; b < rows; ++b) {
+    if (keep != nullptr && (*keep)[size_t(b)] == 0) continue;
+    const Eigen::Map<const Eigen::RowVectorXd> xb(x + size_t(b) * dim, dim),
+        yb(next + size_t(b) * dim, dim);
+    const Eigen::RowVectorXd pred = scale * xb * ConstRows(cross + size_t(b) * dim * dim, dim, dim);
+    sse += (pred - yb).squaredNorm();
+    mean += yb.transpose();
+    ++n;
+  }
+  if (n == 0) fail("implicit probe: no rows left");
+  mean /= n;
+  double sst = 0.0;
+  for (int b = 0; b < rows; ++b)
+    if (keep == nullptr || (*keep)[size_t(b)] != 0)
+      sst += (Eigen::Map<const Eigen::VectorXd>(next + size_t(b) * dim, dim) - mean).squaredNorm();
+  return {sse / (double(n) * dim), sst > 0.0 ? 1.0 - sse / sst : std::nan(""), n};
+}
+
+// keep_b = 0 if any entry of y_b >= limit (the official clean_target_probe).
+std::vector<char> clean_keep_mask(const double* y, int rows, int dim, double limit) {
+  std::vector<char> keep(size_t(rows), 1);
+  for (int b = 0; b < rows; ++b)
+    for (int d = 0; d < dim; ++d)
+      if (y[size_t(b) * dim + d] >= limit) keep[size_t(b)] = 0;
+  return keep;
+}
+
+}  // namespace
 
 // n_b = |y_b|,  z_b = (n_b - mean n) / std n  (population std).
 std::vector<char> outlier_keep_mask(const double* y, int rows, int dim, double z_threshold) {
@@ -233,22 +290,72 @@ ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatc
   r.loss.resize(size_t(T) * (L + 1));
   r.r2.resize(r.loss.size());
   r.kept.resize(size_t(T));
-  const double z = target == ProbeTarget::InverseCurrent ? options.outlier_z
-                                                         : std::numeric_limits<double>::infinity();
+  const bool implicit = target == ProbeTarget::Implicit;
+  const double z = target == ProbeTarget::InverseCurrent || implicit
+                       ? options.outlier_z
+                       : std::numeric_limits<double>::infinity();
+  const bool clean = target == ProbeTarget::Next && options.clean_target;
+  // The implicit target scores s_hat = 0.5 p^T C_t against s_{t+1} of the scored batch.
+  const std::vector<double> cross = implicit ? cross_sums(score_batch) : std::vector<double>();
+  const std::vector<double> next =
+      implicit ? probe_targets(ProbeTarget::Next, score_batch, options.lambda)
+               : std::vector<double>();
+  auto keep_mask = [&](const double* y, int rows) {
+    std::vector<char> keep = outlier_keep_mask(y, rows, D, z);
+    if (clean) {
+      const std::vector<char> kept = clean_keep_mask(y, rows, D, kCleanTargetLimit);
+      for (size_t b = 0; b < keep.size(); ++b) keep[b] = keep[b] && kept[b];
+    }
+    return keep;
+  };
   parallel_for(T, [&](int t) {
     const double* yf_t = yf.data() + size_t(t) * Bf * D;
     const double* ys_t = ys.data() + size_t(t) * Bs * D;
-    const std::vector<char> keep_f = outlier_keep_mask(yf_t, Bf, D, z);
-    const std::vector<char> keep_s = held_out ? outlier_keep_mask(ys_t, Bs, D, z) : keep_f;
+    const std::vector<char> keep_f = keep_mask(yf_t, Bf);
+    const std::vector<char> keep_s = held_out ? keep_mask(ys_t, Bs) : keep_f;
     const std::vector<char>* score_keep = held_out ? &keep_s : &keep_f;  // same rows: one gather
     for (int l = 0; l <= L; ++l) {
-      const ProbeFit f =
-          fit_and_score_probe({fit_acts.at(l, t), yf_t, Bf, &keep_f},
-                              {score_acts.at(l, t), ys_t, Bs, score_keep}, fit_acts.width, D);
+      const int E = fit_acts.width;
+      ProbeFit f;
+      if (implicit) {
+        const RowMatrix af = kept_rows(fit_acts.at(l, t), Bf, E, &keep_f);
+        const RowMatrix p_fit = kept_rows(yf_t, Bf, D, &keep_f);
+        const std::vector<double> p =
+            least_squares_probe(af.data(), p_fit.data(), int(af.rows()), E, D);
+        const RowMatrix pred = ConstRows(score_acts.at(l, t), Bs, E) * ConstRows(p.data(), E, D);
+        f = score_cross_prediction(pred.data(), cross.data() + size_t(t) * Bs * D * D,
+                                   next.data() + size_t(t) * Bs * D, Bs, D, kImplicitScale,
+                                   score_keep);
+      } else {
+        f = fit_and_score_probe({fit_acts.at(l, t), yf_t, Bf, &keep_f},
+                                {score_acts.at(l, t), ys_t, Bs, score_keep}, E, D);
+      }
       r.loss[result_index(t, l, L)] = f.loss;
       r.r2[result_index(t, l, L)] = f.r2;
       r.kept[size_t(t)] = f.kept;
     }
+  });
+  return r;
+}
+
+ControlResult implicit_reference(const TokenBatch& batch) {
+  check_batch(batch);
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim;
+  const std::vector<double> u = probe_targets(ProbeTarget::Current, batch, 1.0);
+  const std::vector<double> next = probe_targets(ProbeTarget::Next, batch, 1.0);
+  const std::vector<double> cross = cross_sums(batch);
+  ControlResult r;
+  r.loss.resize(size_t(T));
+  r.r2.resize(size_t(T));
+  r.kept.resize(size_t(T));
+  parallel_for(T, [&](int t) {
+    const size_t at = size_t(t) * B * D;
+    const ProbeFit f =
+        score_cross_prediction(u.data() + at, cross.data() + at * D, next.data() + at, B, D,
+                               kImplicitReferenceScale, nullptr);
+    r.loss[size_t(t)] = f.loss;
+    r.r2[size_t(t)] = f.r2;
+    r.kept[size_t(t)] = f.kept;
   });
   return r;
 }

@@ -9,6 +9,10 @@
 //   Current:         Y = u_t
 //   Next:            Y = s_{t+1}
 //   InverseCurrent:  Y = (sum_{i<t} u_i u_i^T + lambda I)^{-1} u_t   (current token excluded)
+//   Implicit:        the InverseCurrent probe's output p_t = A P read as the mesa optimizer's
+//                    intermediate: s_hat_{t+1} = 0.5 p_t^T C_t, C_t = sum_{i<t} u_i u_{i+1}^T,
+//                    scored by the plain MSE |s_hat - s_{t+1}|^2 / (n D) (official
+//                    implicit_target; its "GD" reference 0.45 u_t^T C_t is implicit_reference)
 // plus the control reference: s_{t+1} regressed on the ideal preconditioned vector itself.
 // Time steps are token indices t = 0..T-1 here (the paper's t = 1..T); all math is in double
 // and every fit is independent, so results do not depend on the thread count.
@@ -23,12 +27,16 @@
 
 namespace mesalab {
 
-enum class ProbeTarget { Current, Next, InverseCurrent };
+enum class ProbeTarget { Current, Next, InverseCurrent, Implicit };
 
-// "current", "next", "inverse".
+// "current", "next", "inverse", "implicit".
 std::string_view probe_target_name(ProbeTarget target);
 // Inverse of probe_target_name; an unknown name throws Error listing the allowed names.
 ProbeTarget parse_probe_target(std::string_view name);
+
+inline constexpr double kCleanTargetLimit = 2.0;
+inline constexpr double kImplicitScale = 0.5;            // s_hat = 0.5 p^T C (official)
+inline constexpr double kImplicitReferenceScale = 0.45;  // its GD reference 0.45 u^T C
 
 struct ProbeOptions {
   double lambda = 1e-3;  // probe_lambda of the InverseCurrent target, > 0
@@ -37,6 +45,9 @@ struct ProbeOptions {
   // The paper's value is missing from the official code; +inf (default) keeps every sample.
   // Must be > 0, which guarantees at least one kept sample.
   double outlier_z = std::numeric_limits<double>::infinity();
+  // Next: drop samples with any entry of s_{t+1} >= kCleanTargetLimit (the official
+  // clean_target_probe; one-sided as there).
+  bool clean_target = false;
   void validate() const;  // throws Error naming the offending field
 };
 
@@ -65,7 +76,7 @@ std::vector<double> preconditioned_inputs(const double* states, int batch, int s
                                           double lambda);
 
 // The targets Y_t of a probe, (T, B, D): states rows t (Current), t+1 (Next), or
-// preconditioned_inputs (InverseCurrent).
+// preconditioned_inputs (InverseCurrent and Implicit, whose probe is fitted to them).
 std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, double lambda);
 
 // keep_b = 1 unless z_b = (|y_b| - mean |y|) / std |y| >= z_threshold (std with ddof 0; all
@@ -116,8 +127,11 @@ struct ProbeResult {
   double r2_at(int t, int layer) const { return r2[size_t(t) * (layers + 1) + layer]; }
 };
 
+// C_t = sum_{i<t} u_i u_{i+1}^T per sequence (D x D, row-major), u = states; (T, B, D, D).
+std::vector<double> cross_sums(const TokenBatch& batch);
+
 // One probe per (t, l) on the given activations of `batch`. The outlier filter applies to
-// InverseCurrent only. OpenMP over t.
+// InverseCurrent and Implicit, the clean-target filter to Next. OpenMP over t.
 ProbeResult run_probe(const LayerActivations& acts, const TokenBatch& batch, ProbeTarget target,
                       const ProbeOptions& options);
 
@@ -136,6 +150,10 @@ struct ControlResult {
   std::vector<int> kept;         // (T)
 };
 ControlResult control_probe(const TokenBatch& batch, const ProbeOptions& options);
+
+// The implicit target's reference: s_hat_{t+1} = 0.45 u_t^T C_t on every sample, plain MSE
+// and R^2 per t (kept = B).
+ControlResult implicit_reference(const TokenBatch& batch);
 
 // CSV with header "target,layer,t,loss,r2", one row per (target, layer, t) with t = 1..T (the
 // paper's time step, as eval.csv; token index t - 1); the control's rows have target

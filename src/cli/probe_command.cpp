@@ -26,6 +26,7 @@ struct ProbeArgs {
   uint64_t seed = 1;
   int batch = 256;
   double outlier_z = std::numeric_limits<double>::infinity();
+  bool clean_target = false;
   std::optional<uint64_t> held_out_seed;
   bool json = false;
 };
@@ -33,8 +34,9 @@ struct ProbeArgs {
 // "all" = every target plus the control reference; "inverse" brings the control along.
 std::vector<ProbeTarget> targets_of(const std::string& name) {
   if (name == "all") return {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent};
-  if (name == "current" || name == "next" || name == "inverse") return {parse_probe_target(name)};
-  fail("unknown probe target '{}' (allowed: current, next, inverse, all)", name);
+  if (name == "current" || name == "next" || name == "inverse" || name == "implicit")
+    return {parse_probe_target(name)};
+  fail("unknown probe target '{}' (allowed: current, next, inverse, implicit, all)", name);
 }
 
 // Per target and layer: the mean loss over t and the loss at t = 1, T/4, T/2, T.
@@ -68,6 +70,7 @@ int run_probe_command(const ProbeArgs& a) {
   ProbeOptions options;
   options.lambda = a.lambda;
   options.outlier_z = a.outlier_z;
+  options.clean_target = a.clean_target;
   options.validate();
   if (a.batch < 1) fail("--batch must be >= 1, got {}", a.batch);
   if (!std::filesystem::is_directory(a.run_dir)) fail("no run directory at {}", a.run_dir);
@@ -104,6 +107,12 @@ int run_probe_command(const ProbeArgs& a) {
   report["seed"] = a.seed;
   report["batch"] = a.batch;
   report["lambda"] = a.lambda;
+  if (std::find(targets.begin(), targets.end(), ProbeTarget::Implicit) != targets.end()) {
+    const ControlResult reference = implicit_reference(batch);
+    report["implicit_reference"] = {
+        {"scale", kImplicitReferenceScale}, {"loss", reference.loss}, {"r2", reference.r2}};
+  }
+  report["clean_target"] = a.clean_target;
   report["held_out_seed"] = a.held_out_seed ? nlohmann::json(*a.held_out_seed) : nlohmann::json();
   report["outlier_z"] = std::isfinite(a.outlier_z) ? nlohmann::json(a.outlier_z) : nlohmann::json();
   const std::filesystem::path dir(a.run_dir);
@@ -136,9 +145,11 @@ Command add_probe_command(CLI::App& root) {
   auto args = std::make_shared<ProbeArgs>();
   app->add_option("run_dir", args->run_dir, "run directory (runs/<name>)")->required();
   app->add_option("--checkpoint", args->checkpoint, "checkpoint file (default: the latest)");
-  app->add_option("--target", args->target,
-                  "current (s_t), next (s_{t+1}), inverse ((sum_{i<t} s_i s_i^T + lambda I)^-1 "
-                  "s_t, with the control reference) or all")
+  app->add_option(
+         "--target", args->target,
+         "current (s_t), next (s_{t+1}), inverse ((sum_{i<t} s_i s_i^T + lambda I)^-1 "
+         "s_t, with the control reference), implicit (0.5 p_t^T sum_{i<t} s_i s_{i+1}^T from the "
+         "inverse probe p_t, with the 0.45 u_t^T C_t reference) or all (the first three)")
       ->capture_default_str();
   app->add_option("--lambda", args->lambda, "lambda of the inverse target")->capture_default_str();
   app->add_option("--seed", args->seed, "seed of the probe batch")->capture_default_str();
@@ -146,6 +157,8 @@ Command add_probe_command(CLI::App& root) {
   app->add_option("--outlier-z", args->outlier_z,
                   "inverse/control: drop samples whose target-norm z-score is >= Z "
                   "(default: keep all)");
+  app->add_flag("--clean-target", args->clean_target,
+                "next: drop samples with an entry of s_t+1 >= 2 (the official clean_target_probe)");
   app->add_option("--held-out-seed", args->held_out_seed,
                   "fit on the --seed batch and score on a fresh batch of this seed (default: "
                   "in-sample, as the official code)");

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+
 #include "analysis/probes.hpp"
 #include "report/experiment_common.hpp"
 #include "report/run_figures.hpp"
@@ -52,12 +54,17 @@ struct ProbeSummary {
   int dim = 0, layers = 0;
   ProbeResult next, inverse;
   std::vector<ProbeResult> variants;  // kInverseVariants, in order
+  ProbeResult next_clean, implicit;   // the official clean_target_probe and implicit_target
+  ControlResult implicit_reference;   // 0.45 u_t^T C_t
 };
 
 ProbeSummary probe_preset(const Context& ctx, const std::string& preset) {
-  std::vector<ProbeResult> next, inverse;
+  std::vector<ProbeResult> next, inverse, next_clean, implicit;
+  std::vector<ControlResult> references;
   std::vector<std::vector<ProbeResult>> variants(kInverseVariants.size());
   ProbeSummary summary;
+  ProbeOptions clean;
+  clean.clean_target = true;
   for (uint64_t seed : ctx.seeds_of(preset)) {
     const LoadedRun run = load_run(ctx.run_dir({preset, seed}));
     summary.dim = run.cfg.model.data_dim;
@@ -72,6 +79,9 @@ ProbeSummary probe_preset(const Context& ctx, const std::string& preset) {
     for (size_t i = 0; i < batches.size(); ++i) {
       next.push_back(run_probe(acts[i], batches[i], ProbeTarget::Next, {}));
       inverse.push_back(run_probe(acts[i], batches[i], ProbeTarget::InverseCurrent, {}));
+      next_clean.push_back(run_probe(acts[i], batches[i], ProbeTarget::Next, clean));
+      implicit.push_back(run_probe(acts[i], batches[i], ProbeTarget::Implicit, {}));
+      references.push_back(implicit_reference(batches[i]));
       const size_t j = (i + 1) % batches.size();  // held out: scored on the next test seed
       for (size_t v = 0; v < kInverseVariants.size(); ++v) {
         ProbeOptions options;
@@ -87,6 +97,14 @@ ProbeSummary probe_preset(const Context& ctx, const std::string& preset) {
   summary.next = average_probes(next);
   summary.inverse = average_probes(inverse);
   for (const auto& v : variants) summary.variants.push_back(average_probes(v));
+  summary.next_clean = average_probes(next_clean);
+  summary.implicit = average_probes(implicit);
+  summary.implicit_reference = references.front();
+  for (size_t t = 0; t < summary.implicit_reference.loss.size(); ++t) {
+    double sum = 0.0;
+    for (const ControlResult& r : references) sum += r.loss[t];
+    summary.implicit_reference.loss[t] = sum / double(references.size());
+  }
   return summary;
 }
 
@@ -110,6 +128,15 @@ void add_probe_rows(Table& table, const std::string& model, const ProbeSummary& 
   add("next", p.next);
   add("inverse (in-sample, all samples)", p.inverse);
   for (size_t v = 0; v < kInverseVariants.size(); ++v) add(kInverseVariants[v].name, p.variants[v]);
+  add("next, clean target (entries < 2)", p.next_clean);
+  add("implicit target 0.5 p^T C (plain MSE)", p.implicit);
+  double reference = 0.0;
+  for (int t = p.dim; t < p.implicit.seq_len; ++t)
+    reference += p.implicit_reference.loss[size_t(t)];
+  std::vector<std::string> row = {"implicit reference 0.45 u^T C (plain MSE)", "-",
+                                  num(reference / std::max(1, p.implicit.seq_len - p.dim)), "-"};
+  if (!model.empty()) row.insert(row.begin(), model);
+  table.rows.push_back(row);
 }
 
 const char* const kProbeTableCaption =
@@ -120,8 +147,10 @@ const char* const kProbeMethodNote =
     "In-sample min-norm least-squares probes as in the official code; the criterion uses no "
     "outlier filter (the official threshold is not in its code), the filtered (z = 3, 2) and "
     "held-out (fitted on one test seed's batch, scored on the next one's) variants are "
-    "reported next to it. t <= D is left out, where the preconditioned input is dominated "
-    "by the ridge 1e-3.";
+    "reported next to it, as are the official clean_target_probe and implicit_target (the "
+    "inverse probe's output p_t turned into s_hat_t+1 = 0.5 p_t^T sum_i<t s_i s_i+1^T, next to "
+    "its reference 0.45 s_t^T sum_i<t s_i s_i+1^T; both plain MSE). t <= D is left out, where "
+    "the preconditioned input is dominated by the ridge 1e-3.";
 
 }  // namespace
 

@@ -44,6 +44,8 @@ std::string target_title(ProbeTarget target) {
       return "next state s_t+1";
     case ProbeTarget::InverseCurrent:
       return "preconditioned input (sum_i<t s_i s_i^T + lambda I)^-1 s_t";
+    case ProbeTarget::Implicit:
+      return "implicit target: s_t+1 = 0.5 p_t^T sum_i<t s_i s_i+1^T";
   }
   return std::string(probe_target_name(target));
 }
@@ -132,8 +134,10 @@ Figure probe_figure(const std::vector<ProbeResult>& results, const ControlResult
   Figure figure{"linear probes of the residual stream (in-sample least squares)"};
   bool control_drawn = false;
   for (const ProbeResult& r : results) {
-    Panel panel{target_title(r.target), "time step t", "probe loss sum (AP - Y)^2 / 2B", false,
-                true};
+    Panel panel{
+        target_title(r.target), "time step t",
+        r.target == ProbeTarget::Implicit ? "MSE of s_t+1" : "probe loss sum (AP - Y)^2 / 2B",
+        false, true};
     for (int l = 0; l <= r.layers; ++l) {
       Series s{l == 0 ? "input" : fmt::format("layer {}", l), time_steps(size_t(r.seq_len))};
       for (int t = 0; t < r.seq_len; ++t) s.y.push_back(r.loss_at(t, l));

@@ -340,12 +340,6 @@ TEST(Probes, BadInputIsRejected) {
   EXPECT_THROW(preconditioned_inputs(batch.states.data(), 9, 5, 10, 0.0), Error);
 }
 
-}  // namespace
-}  // namespace mesalab
-
-namespace mesalab {
-namespace {
-
 // Held-out probes: the current state is an exact linear function of the input layer, so a
 // probe fitted on one batch decodes another batch exactly; where the in-sample fit
 // interpolates (16 sequences, tokens [0, s_t, s_t, s_{t-1}] of rank 2D = 20) the held-out
@@ -382,6 +376,105 @@ TEST(HeldOutProbes, ExactTargetTransfersAndInterpolationDoesNot) {
   TokenBatch other = score;
   other.dim = 3;
   EXPECT_THROW(run_held_out_probe(fit_acts, fit, score_acts, other, ProbeTarget::Next, {}), Error);
+}
+
+// Direct evaluation for the implicit target: the preconditioned inputs by dense inverse, and
+// C_t = sum_{i<t} u_i u_{i+1}^T by explicit loops.
+struct ImplicitDirect {
+  RowMatrix inverse, cross, next;  // rows b: (D), (D*D), (D)
+};
+ImplicitDirect implicit_direct(const TokenBatch& batch, int t, double lambda) {
+  const int B = batch.batch, T = batch.seq_len, D = batch.dim;
+  ImplicitDirect d{RowMatrix(B, D), RowMatrix::Zero(B, D * D), RowMatrix(B, D)};
+  for (int b = 0; b < B; ++b) {
+    const ConstRows seq(batch.states.data() + size_t(b) * (T + 1) * D, T + 1, D);
+    Eigen::MatrixXd g = lambda * Eigen::MatrixXd::Identity(D, D);
+    for (int i = 0; i < t; ++i) {
+      g += seq.row(i).transpose() * seq.row(i);
+      for (int r = 0; r < D; ++r)
+        for (int c = 0; c < D; ++c) d.cross(b, r * D + c) += seq(i, r) * seq(i + 1, c);
+    }
+    d.inverse.row(b) = (g.inverse() * seq.row(t).transpose()).transpose();
+    d.next.row(b) = seq.row(t + 1);
+  }
+  return d;
+}
+
+double cross_prediction_mse(const RowMatrix& x, const ImplicitDirect& d, double scale) {
+  const int B = int(x.rows()), D = int(x.cols());
+  double sse = 0.0;
+  for (int b = 0; b < B; ++b)
+    for (int c = 0; c < D; ++c) {
+      double pred = 0.0;
+      for (int r = 0; r < D; ++r) pred += scale * x(b, r) * d.cross(b, r * D + c);
+      sse += (pred - d.next(b, c)) * (pred - d.next(b, c));
+    }
+  return sse / (double(B) * D);
+}
+
+TEST(ImplicitProbes, CrossSumsAndTheExactInverseGiveTheDirectMse) {
+  const RunConfig cfg = probe_config();
+  const TokenBatch batch = make_token_batch(cfg, 4, RngPurpose::Probe, 0, 32);
+  const int T = batch.seq_len, B = batch.batch, D = batch.dim;
+  const std::vector<double> cross = cross_sums(batch);
+  ASSERT_EQ(cross.size(), size_t(T) * B * D * D);
+  ProbeOptions options;
+  options.lambda = 0.1;
+  // Activations that hold the preconditioned input exactly (one "layer", width D): the probe
+  // recovers it, so the implicit target's loss is the direct MSE of 0.5 p^T C_t.
+  LayerActivations acts;
+  acts.batch = B;
+  acts.seq_len = T;
+  acts.layers = 0;
+  acts.width = D;
+  acts.values = preconditioned_inputs(batch.states.data(), B, T, D, options.lambda);
+  const ProbeResult r = run_probe(acts, batch, ProbeTarget::Implicit, options);
+  const ControlResult ref = implicit_reference(batch);
+  for (int t : {0, 5, T - 1}) {
+    const ImplicitDirect d = implicit_direct(batch, t, options.lambda);
+    for (int b = 0; b < B; ++b)
+      for (int k = 0; k < D * D; ++k)
+        EXPECT_NEAR(cross[(size_t(t) * B + b) * D * D + k], d.cross(b, k), 1e-12);
+    const double expected = cross_prediction_mse(d.inverse, d, 0.5);
+    EXPECT_NEAR(r.loss_at(t, 0), expected, 1e-8 * expected) << "t " << t;
+    RowMatrix u(B, D);
+    for (int b = 0; b < B; ++b)
+      u.row(b) = ConstRows(batch.states.data() + (size_t(b) * (T + 1) + t) * D, 1, D);
+    const double ref_expected = cross_prediction_mse(u, d, 0.45);
+    EXPECT_NEAR(ref.loss[size_t(t)], ref_expected, 1e-10 * ref_expected) << "t " << t;
+    EXPECT_EQ(ref.kept[size_t(t)], B);
+  }
+  EXPECT_EQ(parse_probe_target("implicit"), ProbeTarget::Implicit);
+}
+
+TEST(ImplicitProbes, CleanTargetDropsSamplesWithAnEntryAtLeastTwo) {
+  const RunConfig cfg = probe_config();
+  const Transformer model(cfg.model);
+  std::vector<float> params(model.num_params());
+  model.init_params(params.data(), 3);
+  TokenBatch batch = make_token_batch(cfg, 2, RngPurpose::Probe, 0, 64);
+  const int T = batch.seq_len, D = batch.dim;
+  const int t = 7;
+  // s_{t+1} of sequences 0..4 gets one entry >= 2; entry -5 (sequence 5) is kept (one-sided).
+  for (int b = 0; b < 5; ++b) batch.states[(size_t(b) * (T + 1) + t + 1) * D + b] = 2.0 + b;
+  batch.states[(size_t(5) * (T + 1) + t + 1) * D] = -5.0;
+  const LayerActivations acts = collect_activations(model, params.data(), batch);
+  ProbeOptions options;
+  const ProbeResult plain = run_probe(acts, batch, ProbeTarget::Next, options);
+  options.clean_target = true;
+  const ProbeResult clean = run_probe(acts, batch, ProbeTarget::Next, options);
+  EXPECT_EQ(plain.kept[size_t(t)], 64);
+  int expected = 0;
+  for (int b = 0; b < 64; ++b) {
+    bool keep = true;
+    for (int d = 0; d < D; ++d)
+      keep = keep && batch.states[(size_t(b) * (T + 1) + t + 1) * D + d] < 2.0;
+    expected += keep;
+  }
+  EXPECT_LE(expected, 59);
+  EXPECT_EQ(clean.kept[size_t(t)], expected);
+  const ProbeResult current = run_probe(acts, batch, ProbeTarget::Current, options);
+  EXPECT_EQ(current.kept[size_t(t)], 64) << "the filter belongs to the next-state target";
 }
 
 }  // namespace
