@@ -499,21 +499,25 @@ ClosedFormComparison compare_closed_form(const RunConfig& cfg, const Transformer
   const std::vector<double> tuning =
       sample_states(cfg.data, seed, RngPurpose::Tuning, 0, kTuningBatch);
   out.gd_w0 = fit_gd_w0(tuning.data(), kTuningBatch, T, D);
+  out.gd_step = fit_gd_step(tuning.data(), kTuningBatch, T, D);
   out.fitted = fit_revalg_coefficients(tuning.data(), kTuningBatch, T, D);
   const double clip = cfg.model.clip_act;
   out.gd_eta_clipped = tune_clipped_gd_eta(tuning.data(), kTuningBatch, T, D, clip);
   RevAlgCoefficients gd_clipped{};
   gd_clipped[0][1][0] = out.gd_eta_clipped;
 
-  // Test-set averages of revalg1, revalg1_unclipped, revalg1_fitted, gd1_clipped, gd_w0.
-  std::array<std::vector<double>, 5> ours;
+  // Test-set averages of revalg1, revalg1_unclipped, revalg1_fitted, gd1_clipped, gd_w0,
+  // gd_step_w0.
+  std::array<std::vector<double>, 6> ours;
   for (std::vector<double>& c : ours) c.assign(size_t(T), 0.0);
   for (const TokenBatch& b : test_set) {
     const double* s = b.states.data();
-    const std::vector<double> batch_curves[] = {
-        revalg_curve(out.coefficients, s, B, T, D, clip),
-        revalg_curve(out.coefficients, s, B, T, D, 0.0), revalg_curve(out.fitted, s, B, T, D, clip),
-        revalg_curve(gd_clipped, s, B, T, D, clip), gd_w0_curve(out.gd_w0, s, B, T, D)};
+    const std::vector<double> batch_curves[] = {revalg_curve(out.coefficients, s, B, T, D, clip),
+                                                revalg_curve(out.coefficients, s, B, T, D, 0.0),
+                                                revalg_curve(out.fitted, s, B, T, D, clip),
+                                                revalg_curve(gd_clipped, s, B, T, D, clip),
+                                                gd_w0_curve(out.gd_w0, s, B, T, D),
+                                                gd_step_curve(out.gd_step, s, B, T, D)};
     for (size_t i = 0; i < ours.size(); ++i)
       for (int t = 0; t < T; ++t) ours[i][size_t(t)] += batch_curves[i][size_t(t)] / count;
   }
@@ -529,6 +533,7 @@ ClosedFormComparison compare_closed_form(const RunConfig& cfg, const Transformer
                 {"gd1", baseline("gd1")},
                 {"gd1_clipped", ours[3]},
                 {"gd_w0", ours[4]},
+                {"gd_step_w0", ours[5]},
                 {"least_squares", baseline("least_squares")},
                 {"least_squares_all_pairs", baseline("least_squares_all_pairs")},
                 {"zero", baseline("zero")},
@@ -584,23 +589,26 @@ nlohmann::json revalg_report_json(const RevAlgReport& report, int data_dim) {
                                 {"value", state_name(v, false)},
                                 {"w", c.coefficients[q][k][v]},
                                 {"w_fitted", c.fitted[q][k][v]}});
-  nlohmann::json w0 = nlohmann::json::array();
-  for (int j2 = 0; j2 < c.gd_w0.dim; ++j2) {
-    w0.push_back(std::vector<double>(c.gd_w0.w0.begin() + j2 * c.gd_w0.dim,
-                                     c.gd_w0.w0.begin() + (j2 + 1) * c.gd_w0.dim));
-  }
+  auto rows = [](const std::vector<double>& m, int dim) {
+    nlohmann::json out = nlohmann::json::array();
+    for (int r = 0; r < dim; ++r)
+      out.push_back(std::vector<double>(m.begin() + r * dim, m.begin() + (r + 1) * dim));
+    return out;
+  };
   nlohmann::json losses, curves;
   for (const auto& [name, curve] : c.curves) {
     losses[name] = curve_mean(curve);
     curves[name] = curve;
   }
-  j["closed_form"] = {{"heads", heads},
-                      {"coefficients", coefficients},
-                      {"gd_eta", c.gd_eta},
-                      {"gd_eta_clipped", c.gd_eta_clipped},
-                      {"gd_w0", {{"eta", c.gd_w0.eta}, {"w0", w0}}},
-                      {"losses", losses},
-                      {"curves", curves}};
+  j["closed_form"] = {
+      {"heads", heads},
+      {"coefficients", coefficients},
+      {"gd_eta", c.gd_eta},
+      {"gd_eta_clipped", c.gd_eta_clipped},
+      {"gd_w0", {{"eta", c.gd_w0.eta}, {"w0", rows(c.gd_w0.w0, c.gd_w0.dim)}}},
+      {"gd_step", {{"eta", c.gd_step.eta}, {"w0", rows(c.gd_step.w0, c.gd_step.dim)}}},
+      {"losses", losses},
+      {"curves", curves}};
   return j;
 }
 

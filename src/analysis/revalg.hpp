@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "analysis/gd_step.hpp"
 #include "core/eigen_maps.hpp"
 #include "model/transformer.hpp"
 #include "train/run_config.hpp"
@@ -127,10 +128,11 @@ RevAlgCoefficients fit_revalg_coefficients(const double* states, int batch, int 
 // end. Equals tune_gd_eta for clip <= 0.
 double tune_clipped_gd_eta(const double* states, int batch, int seq_len, int dim, double clip);
 
-// "GD with a learned W0 and eta":
+// "GD-1 plus a learned linear term":
 //   pred_t^T = s_t^T (W0 + eta sum_{i<=t} s_{i-1} s_i^T) = s_t^T W0 + eta g_t^T,
 // in the row convention (W0 maps the row s_t^T; the column-form transition W of SPEC.md
-// corresponds to W0 = W^T). g_t is GD-1's direction, so (eta, W0 = 0) is GD-1.
+// corresponds to W0 = W^T). g_t is GD-1's direction, so (eta, W0 = 0) is GD-1. This is not one
+// GD step from W0 (that has the extra term -eta s_t^T C_pp(t) W0): see analysis/gd_step.hpp.
 struct GdW0Fit {
   double eta = 0.0;
   int dim = 0;
@@ -160,9 +162,11 @@ struct ClosedFormComparison {
   double gd_eta = 0.0;                // GD-1's eta (baselines: tuned on held-out sequences)
   double gd_eta_clipped = 0.0;        // tune_clipped_gd_eta with the model's clip_act, held out
   GdW0Fit gd_w0;                      // fitted on the same held-out sequences
+  GdStepFit gd_step;                  // one GD step from a learned W0, the same sequences
   // (name, per-t curve) in the order model, revalg1, revalg1_unclipped, revalg1_fitted, gd1,
-  // gd1_clipped, gd_w0, least_squares, least_squares_all_pairs, zero, copy. Every closed form
-  // is scored with the model's clip except revalg1_unclipped, gd1 and gd_w0.
+  // gd1_clipped, gd_w0, gd_step_w0, least_squares, least_squares_all_pairs, zero, copy. Every
+  // closed form is scored with the model's clip except revalg1_unclipped, gd1, gd_w0 and
+  // gd_step_w0.
   std::vector<std::pair<std::string, std::vector<double>>> curves;
 };
 

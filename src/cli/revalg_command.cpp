@@ -95,17 +95,21 @@ void print_report(const RevAlgReport& r, const std::filesystem::path& ckpt, int6
                           "RevAlg-1 (least-squares w)",
                           "GD-1 (eta only)",
                           "GD-1 with the model's clip",
-                          "GD, learned W0 and eta",
+                          "GD-1 + linear s_t^T W0",
+                          "one GD step from learned W0",
                           "least squares",
                           "least squares (all pairs)",
                           "zero",
                           "copy"};
   for (size_t i = 0; i < c.curves.size(); ++i)
-    fmt::print("  {:<26} {:.5f}\n", labels[i], curve_mean(c.curves[i].second));
+    fmt::print("  {:<28} {:.5f}\n", labels[i], curve_mean(c.curves[i].second));
+  double step_norm2 = 0.0;
+  for (double v : c.gd_step.w0) step_norm2 += v * v;
   fmt::print(
-      "  (GD-1 eta {:.5f}, with clip {:.5f}; GD with W0: eta {:.5f}, tr(W0)/D {:+.5f}, "
-      "|W0|_F {:.5f})\n",
-      c.gd_eta, c.gd_eta_clipped, c.gd_w0.eta, trace / c.gd_w0.dim, std::sqrt(norm2));
+      "  (GD-1 eta {:.5f}, with clip {:.5f}; GD-1 + linear term: eta {:.5f}, tr(W0)/D {:+.5f}, "
+      "|W0|_F {:.5f}; one step from W0: eta {:.5f}, |W0|_F {:.5f})\n",
+      c.gd_eta, c.gd_eta_clipped, c.gd_w0.eta, trace / c.gd_w0.dim, std::sqrt(norm2), c.gd_step.eta,
+      std::sqrt(step_norm2));
   fmt::print(
       "  Closed forms are scored with the model's clip at {} unless marked; every eta, W0 and\n"
       "  the least-squares w are fitted on held-out sequences, not on the test set.\n",

@@ -68,7 +68,7 @@ TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {
   ASSERT_TRUE(j["closed_form"].is_object()) << r.out;
   const json& losses = j["closed_form"]["losses"];
   for (const char* name : {"model", "revalg1", "revalg1_unclipped", "revalg1_fitted", "gd1",
-                           "gd1_clipped", "gd_w0", "least_squares", "zero"}) {
+                           "gd1_clipped", "gd_w0", "gd_step_w0", "least_squares", "zero"}) {
     ASSERT_TRUE(losses.contains(name) && losses[name].is_number()) << name << ": " << r.out;
     const double v = losses[name].get<double>();
     EXPECT_TRUE(std::isfinite(v) && v > 0.0) << name << " = " << v;
@@ -84,6 +84,7 @@ TEST_F(RevalgCliTest, OneLayerLsaReportsStructureAndLosses) {
       EXPECT_TRUE(h[key].get<double>() > 0.0 && h[key].get<double>() <= 1.0) << h;
   }
   EXPECT_EQ(j["closed_form"]["gd_w0"]["w0"].size(), 10u);
+  EXPECT_EQ(j["closed_form"]["gd_step"]["w0"].size(), 10u);
   // The file holds the same report.
   const json file = json::parse(read_all(run / "revalg.json"), nullptr, false);
   ASSERT_FALSE(file.is_discarded());
