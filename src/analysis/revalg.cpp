@@ -18,9 +18,10 @@ namespace {
 
 using ConstSeq = Eigen::Map<const RowMatrix<double>>;
 
-// The state type carried by each token slot: -1 = none (the zero slot), 0 = cur (s_t),
-// 1 = prev (s_{t-1}).
+// The state type carried by each token slot: -1 = none (a zero slot), 0 = cur (s_t),
+// 1 = prev (s_{t-1}); with masked inputs slot 1 is zero too.
 constexpr std::array<int, kTokenSlots> kSlotType = {-1, 0, 0, 1};
+constexpr std::array<int, kTokenSlots> kMaskedSlotType = {-1, -1, 0, 1};
 
 // The number of held-out sequences GD's parameters are fitted on (as run_baselines).
 constexpr int kTuningBatch = 512;
@@ -233,14 +234,17 @@ std::vector<RevAlgHead> revalg_heads(const LayerStructure& layer) {
 
 // w[q][k][v] = sum_h (sum_{type(a)=q, type(b)=k} qk_h[a][b]) (sum_{type(c)=v} pv_h[c]);
 // the zero slot (type -1) never contributes because its tokens are 0.
-RevAlgCoefficients revalg_coefficients(const std::vector<RevAlgHead>& heads) {
+RevAlgCoefficients revalg_coefficients(const std::vector<RevAlgHead>& heads, bool masked_inputs) {
+  const std::array<int, kTokenSlots>& type = masked_inputs ? kMaskedSlotType : kSlotType;
   RevAlgCoefficients w{};
   for (const RevAlgHead& h : heads) {
     double qk[2][2] = {{0.0, 0.0}, {0.0, 0.0}};
     double pv[2] = {0.0, 0.0};
-    for (int a = 1; a < kTokenSlots; ++a) {
-      for (int b = 1; b < kTokenSlots; ++b) qk[kSlotType[a]][kSlotType[b]] += h.qk[a][b];
-      pv[kSlotType[a]] += h.pv[a];
+    for (int a = 0; a < kTokenSlots; ++a) {
+      if (type[a] < 0) continue;
+      for (int b = 0; b < kTokenSlots; ++b)
+        if (type[b] >= 0) qk[type[a]][type[b]] += h.qk[a][b];
+      pv[type[a]] += h.pv[a];
     }
     for (int q = 0; q < 2; ++q)
       for (int k = 0; k < 2; ++k)
@@ -464,7 +468,7 @@ std::vector<double> gd_w0_curve(const GdW0Fit& fit, const double* states, int ba
 
 std::string closed_form_ineligibility(const RunConfig& cfg) {
   const ModelConfig& m = cfg.model;
-  if (cfg.tokens != TokenFormat::Constructed) {
+  if (!is_constructed(cfg.tokens)) {
     return fmt::format("the tokens are '{}', not constructed", token_format_name(cfg.tokens));
   }
   if (const std::string why = structure_ineligibility(m); !why.empty()) return why;
@@ -489,7 +493,7 @@ ClosedFormComparison compare_closed_form(const RunConfig& cfg, const Transformer
   const uint64_t seed = cfg.train.seed;
   ClosedFormComparison out;
   out.heads = revalg_heads(layer0);
-  out.coefficients = revalg_coefficients(out.heads);
+  out.coefficients = revalg_coefficients(out.heads, cfg.tokens == TokenFormat::ConstructedMasked);
 
   const std::vector<TokenBatch> test_set = make_test_set(cfg, seed, count, B);
   BatchRunner<float> runner(model, B, T);
@@ -542,7 +546,7 @@ ClosedFormComparison compare_closed_form(const RunConfig& cfg, const Transformer
 }
 
 RevAlgReport analyse_revalg(const RunConfig& cfg, const std::vector<float>& params) {
-  if (cfg.tokens != TokenFormat::Constructed) {
+  if (!is_constructed(cfg.tokens)) {
     fail("revalg: the run uses '{}' tokens; the slot analysis needs constructed tokens",
          token_format_name(cfg.tokens));
   }

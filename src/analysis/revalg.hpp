@@ -99,7 +99,10 @@ std::vector<RevAlgHead> revalg_heads(const LayerStructure& layer);
 
 // w[q][k][v] of the closed form (index 0 = cur: s, 1 = prev: s_{-1}), summed over heads.
 using RevAlgCoefficients = std::array<std::array<std::array<double, 2>, 2>, 2>;
-RevAlgCoefficients revalg_coefficients(const std::vector<RevAlgHead>& heads);
+// masked_inputs: tokens [0, 0, s_t, s_{t-1}] (TokenFormat::ConstructedMasked), whose slot 1
+// is zero and drops out of the sums.
+RevAlgCoefficients revalg_coefficients(const std::vector<RevAlgHead>& heads,
+                                       bool masked_inputs = false);
 
 // Closed-form predictions pred_t = clip(sum_{q,k,v} w[q][k][v] x_q(t)^T C_kv(t)) for
 // t = 1..T, where clip clamps to [-clip, clip] (no clipping if clip <= 0), as the model's

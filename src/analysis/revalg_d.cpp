@@ -28,7 +28,7 @@ std::vector<RevAlgDLayer> revalg_d_scalars(const std::vector<LayerStructure>& st
 
 std::string revalg_d_ineligibility(const RunConfig& cfg) {
   const ModelConfig& m = cfg.model;
-  if (cfg.tokens != TokenFormat::Constructed)
+  if (!is_constructed(cfg.tokens))
     return fmt::format("the tokens are '{}', not constructed", token_format_name(cfg.tokens));
   if (const std::string why = structure_ineligibility(m); !why.empty()) return why;
   for (int l = 0; l < m.layers(); ++l)

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "analysis/analysis_benchmark.hpp"
 #include "cli/commands.hpp"
 #include "train/step_benchmark.hpp"
 
@@ -22,9 +23,28 @@ struct BenchArgs {
   bool json = false;
   double seconds = 2.0;
   bool include_mesa = true;
+  bool analyses = false;
 };
 
+int run_analysis_bench(const BenchArgs& a) {
+  const std::vector<AnalysisTiming> timings = time_analyses();
+  nlohmann::json records = nlohmann::json::array();
+  if (!a.json)
+    fmt::print("cpu: {}, threads: {}; median of 3 runs\n\n", cpu_model(), omp_get_max_threads());
+  for (const AnalysisTiming& t : timings) {
+    records.push_back({{"analysis", t.name}, {"seconds", t.seconds}, {"shape", t.shape}});
+    if (!a.json) fmt::print("{:<64} {:>8.3f} s  ({})\n", t.name, t.seconds, t.shape);
+  }
+  if (a.json)
+    fmt::print("{}\n",
+               nlohmann::json{
+                   {"cpu", cpu_model()}, {"threads", omp_get_max_threads()}, {"analyses", records}}
+                   .dump());
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
+  if (a.analyses) return run_analysis_bench(a);
   const BenchShape shape;
   const double ceiling = gemm_ceiling_gflops();
   const std::vector<BenchModel> configs = {
@@ -71,6 +91,9 @@ Command add_bench_command(CLI::App& root) {
   app->add_flag("--json", args->json, "one JSON record per configuration");
   app->add_option("--seconds", args->seconds, "time per measurement")->check(CLI::PositiveNumber);
   app->add_flag("!--no-mesa", args->include_mesa, "skip the mesa configurations");
+  app->add_flag(
+      "--analyses", args->analyses,
+      "time the analyses instead (probe grid of a 6-layer model, RevAlg-d, interpolation)");
   return {app, [args] { return run_bench(*args); }};
 }
 

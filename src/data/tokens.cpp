@@ -7,10 +7,10 @@
 
 namespace mesalab {
 
-// tokens[b, t-1] = [0, s_t, s_t, s_{t-1}],  labels[b, t-1] = s_{t+1},  t = 1..T.
+// tokens[b, t-1] = [0, s_t (0 if masked), s_t, s_{t-1}],  labels[b, t-1] = s_{t+1},  t = 1..T.
 template <class S>
 void build_constructed_tokens(const double* states, int batch, int seq_len, int dim, S* tokens,
-                              S* labels) {
+                              S* labels, bool masked) {
   if (batch < 1 || seq_len < 1 || dim < 1) {
     fail("build_constructed_tokens: batch, seq_len and dim must be >= 1, got {}, {}, {}", batch,
          seq_len, dim);
@@ -28,7 +28,7 @@ void build_constructed_tokens(const double* states, int batch, int seq_len, int 
       S* lab = labels + (b * size_t(seq_len) + k) * d;
       for (size_t i = 0; i < d; ++i) {
         tok[i] = S(0);
-        tok[d + i] = S(s_t[i]);
+        tok[d + i] = masked ? S(0) : S(s_t[i]);
         tok[2 * d + i] = S(s_t[i]);
         tok[3 * d + i] = s_prev == nullptr ? S(0) : S(s_prev[i]);
         lab[i] = S(s_next[i]);
@@ -105,15 +105,21 @@ std::string_view token_format_name(TokenFormat format) {
       return "raw";
     case TokenFormat::Delay:
       return "delay";
+    case TokenFormat::ConstructedMasked:
+      return "constructed_masked";
   }
   fail("token_format_name: invalid TokenFormat value {}", int(format));
 }
 
 TokenFormat parse_token_format(std::string_view name) {
-  for (TokenFormat format : {TokenFormat::Constructed, TokenFormat::Raw, TokenFormat::Delay}) {
+  for (TokenFormat format : {TokenFormat::Constructed, TokenFormat::Raw, TokenFormat::Delay,
+                             TokenFormat::ConstructedMasked}) {
     if (token_format_name(format) == name) return format;
   }
-  fail("unknown token format '{}' (data.tokens); allowed: constructed, raw, delay", name);
+  fail(
+      "unknown token format '{}' (data.tokens); allowed: constructed, raw, delay, "
+      "constructed_masked",
+      name);
 }
 
 template <class S>
@@ -121,10 +127,12 @@ void build_tokens(TokenFormat format, const double* states, int batch, int seq_l
                   int width, S* tokens, S* labels) {
   switch (format) {
     case TokenFormat::Constructed:
+    case TokenFormat::ConstructedMasked:
       if (width != 4 * dim) {
         fail("build_tokens: constructed tokens need width 4 * dim = {}, got {}", 4 * dim, width);
       }
-      build_constructed_tokens(states, batch, seq_len, dim, tokens, labels);
+      build_constructed_tokens(states, batch, seq_len, dim, tokens, labels,
+                               format == TokenFormat::ConstructedMasked);
       return;
     case TokenFormat::Raw:
       if (width != dim) fail("build_tokens: raw tokens need width dim = {}, got {}", dim, width);
@@ -156,8 +164,9 @@ void sinusoidal_positions(int seq_len, int width, double* out) {
   }
 }
 
-template void build_constructed_tokens<float>(const double*, int, int, int, float*, float*);
-template void build_constructed_tokens<double>(const double*, int, int, int, double*, double*);
+template void build_constructed_tokens<float>(const double*, int, int, int, float*, float*, bool);
+template void build_constructed_tokens<double>(const double*, int, int, int, double*, double*,
+                                               bool);
 template void build_raw_tokens<float>(const double*, int, int, int, float*, float*);
 template void build_raw_tokens<double>(const double*, int, int, int, double*, double*);
 template void build_delay_tokens<float>(const double*, int, int, int, int, float*, float*);

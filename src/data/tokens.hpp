@@ -13,19 +13,25 @@
 
 namespace mesalab {
 
-// The token formats a run can train on (config key data.tokens).
-enum class TokenFormat { Constructed, Raw, Delay };
+// The token formats a run can train on (config key data.tokens). ConstructedMasked is the
+// official mask_inputs variant [0, 0, s_t, s_{t-1}] (the paper's single-layer Fig. 2 runs).
+enum class TokenFormat { Constructed, Raw, Delay, ConstructedMasked };
 
-// "constructed", "raw", "delay".
+// Both constructed formats: E = 4D, four slots, the prediction read from slot 0.
+inline bool is_constructed(TokenFormat format) {
+  return format == TokenFormat::Constructed || format == TokenFormat::ConstructedMasked;
+}
+
+// "constructed", "raw", "delay", "constructed_masked".
 std::string_view token_format_name(TokenFormat format);
 // Inverse of token_format_name; an unknown name throws Error listing the allowed names.
 TokenFormat parse_token_format(std::string_view name);
 
-// e_t = [0, s_t, s_t, s_{t-1}] (s_0 = 0) for t = 1..T; label_t = s_{t+1}.
-// states: (B, T + 1, D) row-major; tokens: (B, T, 4D); labels: (B, T, D).
+// e_t = [0, s_t, s_t, s_{t-1}] (s_0 = 0) for t = 1..T, or [0, 0, s_t, s_{t-1}] if masked;
+// label_t = s_{t+1}. states: (B, T + 1, D) row-major; tokens: (B, T, 4D); labels: (B, T, D).
 template <class S>
 void build_constructed_tokens(const double* states, int batch, int seq_len, int dim, S* tokens,
-                              S* labels);
+                              S* labels, bool masked = false);
 
 // e_t = o_t,  label_t = o_{t+1},  t = 1..T.
 // states: (B, T + 1, dim); tokens: (B, T, dim); labels: (B, T, dim).
@@ -44,8 +50,8 @@ void build_delay_tokens(const double* states, int batch, int seq_len, int obs_di
                         S* tokens, S* labels);
 
 // Dispatches to the builder of `format`; width is the token width, which must be 4 dim
-// (Constructed), dim (Raw) or >= dim (Delay, width = embed_dim). tokens: (B, T, width);
-// labels: (B, T, dim) = o_{t+1} in every format.
+// (both constructed formats), dim (Raw) or >= dim (Delay, width = embed_dim). tokens: (B, T,
+// width); labels: (B, T, dim) = o_{t+1} in every format.
 template <class S>
 void build_tokens(TokenFormat format, const double* states, int batch, int seq_len, int dim,
                   int width, S* tokens, S* labels);

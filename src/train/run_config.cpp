@@ -23,10 +23,11 @@ const ConfigSchema& run_config_schema() {
        ConfigType::String,
        "constructed",
        "token format: constructed e_t = [0, o_t, o_t, o_{t-1}] (E = 4 obs dims); raw o_t with "
-       "an input/output embedding; delay [o_t, o_{t-1}, ...] filling E",
+       "an input/output embedding; delay [o_t, o_{t-1}, ...] filling E; constructed_masked "
+       "e_t = [0, 0, o_t, o_{t-1}] (the official mask_inputs)",
        -inf,
        inf,
-       {"constructed", "raw", "delay"}},
+       {"constructed", "raw", "delay", "constructed_masked"}},
       {"data.dim", ConfigType::Int, 10, "state dimension D", 1, 1024},
       {"data.seq_len", ConfigType::Int, 50, "sequence length T", 1, 100000},
       {"data.noise_std", ConfigType::Float, 0.01, "transition noise sigma", 0, inf},
@@ -158,7 +159,7 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   const int constructed_width = 4 * observed;
   r.model.embed_dim =
       m["embed_dim"].get<int>() == 0 ? constructed_width : m["embed_dim"].get<int>();
-  if (r.tokens == TokenFormat::Constructed && r.model.embed_dim != constructed_width)
+  if (is_constructed(r.tokens) && r.model.embed_dim != constructed_width)
     fail(
         "config key 'model.embed_dim' = {} but constructed tokens [0, o_t, o_t, o_(t-1)] need "
         "embed_dim = 4 x observed dim = {}",

@@ -140,10 +140,11 @@ TEST(RevAlg, BlockStatsSeparateDiagonalFromIdentity) {
 
 // Predictions of Transformer::run<double>: the first D channels of x_L, (B, T, D).
 std::vector<double> model_predictions(const ConstructedModel& m, const std::vector<double>& states,
-                                      int batch, int seq_len, int dim) {
+                                      int batch, int seq_len, int dim, bool masked = false) {
   const int E = kTokenSlots * dim;
   std::vector<double> tokens(size_t(batch) * seq_len * E), labels(size_t(batch) * seq_len * dim);
-  build_constructed_tokens(states.data(), batch, seq_len, dim, tokens.data(), labels.data());
+  build_constructed_tokens(states.data(), batch, seq_len, dim, tokens.data(), labels.data(),
+                           masked);
   Workspace<double> ws = m.model.make_workspace<double>(batch, seq_len);
   m.model.run(m.params.data(), tokens.data(), labels.data(), batch, ws);
   const double* x_last = ws.x.data() + size_t(m.model.config().layers()) * batch * seq_len * E;
@@ -191,6 +192,27 @@ TEST(RevAlg, ClosedFormEqualsTransformerForward) {
   EXPECT_GT(max_abs_diff(revalg_predictions(w_other, states.data(), batch, seq_len, dim, 0.0),
                          model_predictions(m, states, batch, seq_len, dim)),
             1e-3);
+}
+
+TEST(RevAlg, ClosedFormOfMaskedInputsEqualsTransformerForward) {
+  // Tokens [0, 0, s_t, s_{t-1}] (official mask_inputs): slot 1 carries nothing, so its
+  // scalars must drop out of the coefficients.
+  const int dim = 3, seq_len = 9, batch = 6;
+  DataConfig data;
+  data.dim = dim;
+  data.seq_len = seq_len;
+  const std::vector<double> states = sample_states(data, 5, RngPurpose::TestData, 0, batch);
+  const ConstructedModel m = constructed_model(dim, 2, 0.0, 31);
+  const std::vector<double> expected = model_predictions(m, states, batch, seq_len, dim, true);
+  const auto heads = revalg_heads(weight_structure(m.model, m.params.data())[0]);
+  const std::vector<double> masked =
+      revalg_predictions(revalg_coefficients(heads, true), states.data(), batch, seq_len, dim, 0.0);
+  const std::vector<double> full = revalg_predictions(revalg_coefficients(heads, false),
+                                                      states.data(), batch, seq_len, dim, 0.0);
+  const double scale = max_abs(expected);
+  ASSERT_GT(scale, 1e-3);
+  EXPECT_LE(max_abs_diff(masked, expected), 1e-10 * scale);
+  EXPECT_GT(max_abs_diff(full, expected), 1e-3 * scale) << "slot 1 must matter unmasked";
 }
 
 TEST(RevAlg, GdConstructionIsGdOne) {

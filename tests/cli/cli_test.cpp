@@ -128,8 +128,8 @@ TEST_F(CliTest, ConfigPrintsResolvedJson) {
 }
 
 TEST_F(CliTest, HelpOnEverySubcommandExitsZero) {
-  for (const char* cmd :
-       {"", "train", "eval", "baselines", "bench", "config", "inspect", "probe", "revalg"}) {
+  for (const char* cmd : {"", "train", "eval", "baselines", "bench", "config", "inspect", "probe",
+                          "revalg", "interpolate", "plot", "reproduce"}) {
     const Result r = mesalab(std::string(cmd) + " --help");
     EXPECT_TRUE(r.exited) << cmd;
     EXPECT_EQ(r.code, 0) << cmd << ": " << describe(r);
@@ -137,6 +137,7 @@ TEST_F(CliTest, HelpOnEverySubcommandExitsZero) {
         << cmd << ": " << describe(r);
   }
   EXPECT_TRUE(contains(mesalab("train --help").all(), "--resume"));
+  EXPECT_TRUE(contains(mesalab("bench --help").all(), "--analyses"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ TEST_F(ReproduceCliTest, OneExperimentFromTrainingToReportThenNothingToRetrain) 
   const std::string md = read_all(out() / "report.md"), html = read_all(out() / "report.html");
   EXPECT_TRUE(contains(md, "## one_gd_step") && contains(md, "--continue")) << md;
   EXPECT_TRUE(contains(html, "<svg")) << "figures inline";
-  EXPECT_TRUE(fs::exists(out() / "experiments" / "one_gd_step" / "one_gd_step_curves.svg"));
+  EXPECT_TRUE(
+      fs::exists(out() / "experiments" / "one_gd_step" / "one_gd_step_curves_lsa_1layer.svg"));
   const fs::path metrics = out() / "runs" / "lsa_1layer_s1" / "metrics.jsonl";
   const std::string before = read_all(metrics),
                     log = read_all(out() / "logs" / "lsa_1layer_s1.log");

@@ -171,6 +171,27 @@ TEST(TokensSinusoidal, PairsLieOnTheUnitCircle) {
   EXPECT_THROW(sinusoidal_positions(4, 0, pe.data()), Error);
 }
 
+// mask_inputs: [0, 0, s_t, s_{t-1}], the constructed tokens with slot 1 zeroed.
+TEST(TokensFormat, MaskedConstructedTokensZeroTheFirstStateSlot) {
+  const std::vector<double> states = tiny_states();  // (2, 5, 2)
+  std::vector<double> full(2 * 4 * 8), masked(2 * 4 * 8), lf(16), lm(16);
+  build_constructed_tokens(states.data(), 2, 4, 2, full.data(), lf.data());
+  build_tokens(TokenFormat::ConstructedMasked, states.data(), 2, 4, 2, 8, masked.data(), lm.data());
+  EXPECT_EQ(lf, lm);
+  for (int n = 0; n < 8; ++n)
+    for (int c = 0; c < 8; ++c) {
+      const double want = (c == 2 || c == 3) ? 0.0 : full[size_t(n) * 8 + c];
+      EXPECT_EQ(masked[size_t(n) * 8 + c], want) << n << " " << c;
+    }
+  // Token t = 2 of sequence 0 by hand: [0, 0, 0, 0, s_2, s_1].
+  const double* s = states.data();
+  EXPECT_EQ(masked[1 * 8 + 4], s[1 * 2 + 0]);
+  EXPECT_EQ(masked[1 * 8 + 7], s[0 * 2 + 1]);
+  EXPECT_EQ(parse_token_format("constructed_masked"), TokenFormat::ConstructedMasked);
+  EXPECT_TRUE(is_constructed(TokenFormat::ConstructedMasked));
+  EXPECT_FALSE(is_constructed(TokenFormat::Raw));
+}
+
 // build_tokens dispatches to the builder of each format and checks the width.
 TEST(TokensFormat, DispatchMatchesBuildersAndChecksWidth) {
   const std::vector<double> states = tiny_states();
