@@ -58,6 +58,9 @@ const ConfigSchema& run_config_schema() {
       {"model.key_size", ConfigType::Int, 20, "key size K", 1, 4096},
       {"model.embed_dim", ConfigType::Int, 0,
        "residual width E; 0 = 4 x observed dim (constructed tokens need exactly that)", 0, 65536},
+      {"model.embed_tokens", ConfigType::Bool, false,
+       "constructed tokens through a learned input/output embedding (Win: 4 obs dims x E, Wout: "
+       "E x obs dims), a linear path from s_t to the prediction; raw tokens always have one"},
       {"model.layer_norm", ConfigType::Bool, false, "pre-LayerNorm blocks (full transformer)"},
       {"model.mlp", ConfigType::Bool, false, "an MLP W2 gelu(W1 x) after each attention"},
       {"model.mlp_hidden", ConfigType::Int, 80, "MLP hidden width", 1, 1 << 20},
@@ -159,15 +162,23 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   const int constructed_width = 4 * observed;
   r.model.embed_dim =
       m["embed_dim"].get<int>() == 0 ? constructed_width : m["embed_dim"].get<int>();
-  if (is_constructed(r.tokens) && r.model.embed_dim != constructed_width)
+  const bool embed_tokens = m["embed_tokens"];
+  if (embed_tokens && !is_constructed(r.tokens))
+    fail(
+        "config key 'model.embed_tokens' needs constructed tokens (raw tokens are always "
+        "embedded), got data.tokens = '{}'",
+        token_format_name(r.tokens));
+  if (is_constructed(r.tokens) && !embed_tokens && r.model.embed_dim != constructed_width)
     fail(
         "config key 'model.embed_dim' = {} but constructed tokens [0, o_t, o_t, o_(t-1)] need "
-        "embed_dim = 4 x observed dim = {}",
+        "embed_dim = 4 x observed dim = {} (or model.embed_tokens)",
         r.model.embed_dim, constructed_width);
   if (r.tokens == TokenFormat::Delay && r.model.embed_dim < observed)
     fail("config key 'model.embed_dim' = {} is smaller than the observed dim {} (delay tokens)",
          r.model.embed_dim, observed);
-  r.model.input_dim = r.tokens == TokenFormat::Raw ? observed : 0;
+  r.model.input_dim = r.tokens == TokenFormat::Raw ? observed
+                      : embed_tokens               ? constructed_width
+                                                   : 0;
   r.model.layer_norm = m["layer_norm"];
   r.model.mlp = m["mlp"];
   r.model.mlp_hidden = m["mlp_hidden"];

@@ -304,6 +304,21 @@ TEST(RunConfigTokens, RawTokensAreEmbeddedFromTheObservedDim) {
   EXPECT_EQ(observed.model.embed_dim, 12) << "constructed tokens are 4 x observed dim wide";
 }
 
+TEST(RunConfigTokens, EmbeddedConstructedTokensHaveAnInputAndOutputEmbedding) {
+  const RunConfig plain = make_run_config(json(), {});
+  EXPECT_EQ(plain.model.input_dim, 0);
+  const RunConfig embedded = make_run_config(json(), {"model.embed_tokens=true"});
+  EXPECT_EQ(embedded.model.input_dim, 40) << "Win: 4 D x E";
+  EXPECT_EQ(embedded.model.embed_dim, 40);
+  EXPECT_EQ(embedded.model.token_dim(), 40);
+  const RunConfig wide = make_run_config(json(), {"model.embed_tokens=true", "model.embed_dim=64"});
+  EXPECT_EQ(wide.model.embed_dim, 64) << "with an embedding E is free";
+  const RunConfig masked =
+      make_run_config(json(), {"model.embed_tokens=true", "data.tokens=constructed_masked"});
+  EXPECT_EQ(masked.model.input_dim, 40);
+  EXPECT_CONTAINS(set_error({"model.embed_tokens=true", "data.tokens=raw"}), "model.embed_tokens");
+}
+
 TEST(RunConfigErrors, DataKindsAndObservationModel) {
   EXPECT_CONTAINS(set_error({"data.kind=chaotic"}), "data.kind");
   EXPECT_CONTAINS(set_error({"data.tokens=onehot"}), "data.tokens");
