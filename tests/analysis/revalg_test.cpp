@@ -166,12 +166,17 @@ double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) 
   return m;
 }
 
-TEST(RevAlg, ClosedFormEqualsTransformerForward) {
-  const int dim = 3, seq_len = 9, batch = 6;
+// Default linear data of dimension dim and length seq_len: (batch, seq_len + 1, dim).
+std::vector<double> test_states(int dim, int seq_len, int batch, uint64_t seed) {
   DataConfig data;
   data.dim = dim;
   data.seq_len = seq_len;
-  const std::vector<double> states = sample_states(data, 5, RngPurpose::TestData, 0, batch);
+  return sample_states(data, seed, RngPurpose::TestData, 0, batch);
+}
+
+TEST(RevAlg, ClosedFormEqualsTransformerForward) {
+  const int dim = 3, seq_len = 9, batch = 6;
+  const std::vector<double> states = test_states(dim, seq_len, batch, 5);
   for (const double clip : {0.0, 0.5}) {
     SCOPED_TRACE(clip);
     const ConstructedModel m = constructed_model(dim, 3, clip, 23);
@@ -198,10 +203,7 @@ TEST(RevAlg, ClosedFormOfMaskedInputsEqualsTransformerForward) {
   // Tokens [0, 0, s_t, s_{t-1}] (official mask_inputs): slot 1 carries nothing, so its
   // scalars must drop out of the coefficients.
   const int dim = 3, seq_len = 9, batch = 6;
-  DataConfig data;
-  data.dim = dim;
-  data.seq_len = seq_len;
-  const std::vector<double> states = sample_states(data, 5, RngPurpose::TestData, 0, batch);
+  const std::vector<double> states = test_states(dim, seq_len, batch, 5);
   const ConstructedModel m = constructed_model(dim, 2, 0.0, 31);
   const std::vector<double> expected = model_predictions(m, states, batch, seq_len, dim, true);
   const auto heads = revalg_heads(weight_structure(m.model, m.params.data())[0]);
@@ -227,10 +229,7 @@ TEST(RevAlg, GdConstructionIsGdOne) {
   for (int q = 0; q < 2; ++q)
     for (int k = 0; k < 2; ++k)
       for (int v = 0; v < 2; ++v) EXPECT_EQ(w[q][k][v], (q == 0 && k == 1 && v == 0) ? eta : 0.0);
-  DataConfig data;
-  data.dim = dim;
-  data.seq_len = seq_len;
-  const std::vector<double> states = sample_states(data, 3, RngPurpose::TestData, 0, batch);
+  const std::vector<double> states = test_states(dim, seq_len, batch, 3);
   const std::vector<double> revalg = revalg_curve(w, states.data(), batch, seq_len, dim, 0.0);
   const std::vector<double> gd = gd1_curve(states.data(), batch, seq_len, dim, eta);
   for (int t = 0; t < seq_len; ++t) EXPECT_NEAR(revalg[size_t(t)], gd[size_t(t)], 1e-12) << t;
