@@ -1,10 +1,14 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 
 #include "cli/commands.hpp"
+#include "core/error.hpp"
 #include "io/safetensors.hpp"
+#include "train/checkpoint.hpp"
 
 namespace mesalab::cli {
 
@@ -65,15 +69,48 @@ int run_inspect(const std::string& path, bool json) {
   return 0;
 }
 
+// --verify: every checkpoint of a file or run directory (recursively), one line each; exit 1
+// if any is corrupt.
+int run_verify(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  if (fs::is_directory(path)) {
+    for (const auto& entry : fs::recursive_directory_iterator(path))
+      if (entry.is_regular_file() && entry.path().extension() == ".safetensors")
+        files.push_back(entry.path());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) fail("inspect --verify: no .safetensors file under {}", path);
+  } else {
+    files.push_back(path);
+  }
+  int corrupt = 0;
+  for (const fs::path& f : files) {
+    try {
+      fmt::print("{} {}\n", verify_checkpoint_file(f) ? "ok        " : "unverified", f.string());
+    } catch (const Error& e) {
+      ++corrupt;
+      fmt::print("CORRUPT    {}\n", e.what());
+    }
+  }
+  fmt::print("{} checkpoint(s), {} corrupt\n", files.size(), corrupt);
+  return corrupt > 0 ? 1 : 0;
+}
+
 }  // namespace
 
 Command add_inspect_command(CLI::App& root) {
   auto* app = root.add_subcommand("inspect", "List the tensors and metadata of a checkpoint");
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  app->add_option("checkpoint", *path, "a .safetensors file")->required();
+  auto verify = std::make_shared<bool>(false);
+  app->add_option("checkpoint", *path, "a .safetensors file (with --verify: or a run directory)")
+      ->required();
   app->add_flag("--json", *json, "print as JSON (metadata incl. the resolved config)");
-  return {app, [path, json] { return run_inspect(*path, *json); }};
+  app->add_flag("--verify", *verify,
+                "check the format and the data checksum of the file or of every checkpoint "
+                "under the directory (exit 1 if any is corrupt)");
+  return {app,
+          [path, json, verify] { return *verify ? run_verify(*path) : run_inspect(*path, *json); }};
 }
 
 }  // namespace mesalab::cli

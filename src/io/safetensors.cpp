@@ -538,6 +538,23 @@ void save_safetensors(const std::filesystem::path& path, const SafetensorsFile& 
   write_file_atomic(path, serialize_safetensors(file));
 }
 
+std::string tensor_data_checksum(const SafetensorsFile& file) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a offset basis
+  auto mix = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) {
+      h ^= c;
+      h *= 0x100000001b3ULL;  // FNV prime
+    }
+  };
+  for (const Tensor& t : file.tensors) {
+    mix(t.name);
+    mix(dtype_name(t.dtype));
+    for (int64_t d : t.shape) mix(std::to_string(d) + ",");
+    mix(t.bytes);
+  }
+  return fmt::format("{:016x}", h);
+}
+
 SafetensorsFile load_safetensors(const std::filesystem::path& path) {
   return parse_safetensors(read_file(path), path.string());
 }

@@ -64,6 +64,10 @@ std::string serialize_safetensors(const SafetensorsFile& file);
 // every failure is an Error with a single-line message starting with `source_name`.
 SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& source_name);
 
+// FNV-1a (64 bit) over every tensor's name, dtype, shape and bytes in buffer order, as 16
+// lowercase hex digits: a checksum of the data section that also covers what it means.
+std::string tensor_data_checksum(const SafetensorsFile& file);
+
 void save_safetensors(const std::filesystem::path& path, const SafetensorsFile& file);  // atomic
 SafetensorsFile load_safetensors(const std::filesystem::path& path);
 

@@ -1,5 +1,7 @@
 #include "train/checkpoint.hpp"
 
+#include <fmt/format.h>
+
 #include <string>
 
 #include "core/error.hpp"
@@ -24,10 +26,13 @@ void save_checkpoint(const std::filesystem::path& path, const Transformer& model
   }
   const double accumulator[2] = {state.train_loss_sum, double(state.train_loss_count)};
   file.add_f64("train.loss_accumulator", {2}, accumulator);
+  file.metadata["data_checksum"] = tensor_data_checksum(file);
   save_safetensors(path, file);
 }
 
-static SafetensorsFile load_checked(const std::filesystem::path& path) {
+// The file, its format and version checked; *verified says whether it had a checksum (a
+// wrong one is an error).
+static SafetensorsFile load_checked(const std::filesystem::path& path, bool* verified = nullptr) {
   SafetensorsFile file = load_safetensors(path);
   const auto format = file.metadata.find("format");
   if (format == file.metadata.end() || format->second != "mesalab-checkpoint")
@@ -37,7 +42,26 @@ static SafetensorsFile load_checked(const std::filesystem::path& path) {
     fail("{}: unsupported checkpoint format version '{}' (this build reads version {})",
          path.string(), version == file.metadata.end() ? "" : version->second,
          kCheckpointFormatVersion);
+  const auto checksum = file.metadata.find("data_checksum");
+  if (checksum == file.metadata.end()) {
+    fmt::print(stderr,
+               "note: {} has no data checksum (written before mesalab stored one); "
+               "loaded unverified\n",
+               path.string());
+  } else if (const std::string actual = tensor_data_checksum(file); actual != checksum->second) {
+    fail(
+        "{}: the tensor data does not match its checksum (stored {}, computed {}): the file is "
+        "corrupt",
+        path.string(), checksum->second, actual);
+  }
+  if (verified != nullptr) *verified = checksum != file.metadata.end();
   return file;
+}
+
+bool verify_checkpoint_file(const std::filesystem::path& path) {
+  bool verified = false;
+  load_checked(path, &verified);
+  return verified;
 }
 
 TrainState load_checkpoint(const std::filesystem::path& path, const Transformer& model) {
@@ -61,6 +85,20 @@ TrainState load_checkpoint(const std::filesystem::path& path, const Transformer&
       std::copy(values.begin(), values.end(), targets[j]->begin() + spec.offset);
     }
   }
+  const size_t expected_tensors = 3 * model.layout().specs().size() + 1;
+  if (file.tensors.size() != expected_tensors)
+    for (const Tensor& t : file.tensors) {
+      const std::string base = t.name.rfind("optim.m.", 0) == 0 || t.name.rfind("optim.v.", 0) == 0
+                                   ? t.name.substr(8)
+                                   : t.name;
+      bool known = t.name == "train.loss_accumulator";
+      for (const auto& spec : model.layout().specs()) known = known || spec.name == base;
+      if (!known)
+        fail(
+            "{}: tensor '{}' is not part of this model ({} layers); the checkpoint belongs to "
+            "another model",
+            path.string(), t.name, model.config().layers());
+    }
   const std::vector<double> acc = file.get_f64("train.loss_accumulator", {2});
   // The count is stored as a double; converting an out-of-range or NaN double is undefined.
   if (!(acc[1] >= 0.0 && acc[1] <= 9.007199254740992e15 && acc[1] == double(int64_t(acc[1]))))

@@ -194,6 +194,29 @@ TEST_F(CliTest, InspectListsTensorsAndMetadata) {
   expect_bad_input(mesalab("inspect '" + junk.string() + "'"), "junk.safetensors");
 }
 
+TEST_F(CliTest, InspectVerifyChecksEveryCheckpointOfARun) {
+  ASSERT_EQ(train_tiny("tiny").code, 0);
+  const fs::path run = runs_ / "tiny";
+  Result r = mesalab("inspect --verify '" + run.string() + "'");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.out, "ok         " + (run / "ckpt" / "latest.safetensors").string()))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "0 corrupt")) << r.out;
+  // Flip one byte of tensor data in the latest checkpoint (its header stays valid).
+  const fs::path latest = run / "ckpt" / "latest.safetensors";
+  std::string bytes = read_all(latest);
+  bytes[bytes.size() - 5] ^= 0x01;
+  std::ofstream(latest, std::ios::binary | std::ios::trunc) << bytes;
+  r = mesalab("inspect --verify '" + run.string() + "'");
+  EXPECT_EQ(r.code, 1) << describe(r);
+  EXPECT_TRUE(contains(r.out, "CORRUPT") && contains(r.out, "checksum")) << r.out;
+  EXPECT_TRUE(contains(r.out, "1 corrupt")) << r.out;
+  // Loading it anywhere else is an error too, naming the file.
+  r = mesalab("eval '" + run.string() + "'");
+  EXPECT_NE(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "checksum")) << describe(r);
+}
+
 TEST_F(CliTest, ExistingRunDirIsNotClobbered) {
   ASSERT_EQ(train_tiny("tiny").code, 0);
   const fs::path run = runs_ / "tiny";

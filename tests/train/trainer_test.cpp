@@ -6,10 +6,12 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "analysis/baselines.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
+#include "io/safetensors.hpp"
 #include "model/batch_runner.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluation.hpp"
@@ -214,6 +216,56 @@ TEST(Checkpoint, CorruptTruncatedAndMismatchedCheckpointsAreClearErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers.0.q"), std::string::npos) << e.what();
   }
+}
+
+TEST(Checkpoint, FlippedTensorBytesExtraTensorsAndOldFilesWithoutChecksum) {
+  const fs::path dir = fresh_dir("ckpt_integrity");
+  const RunConfig cfg = small_config({"model.layers=3"});
+  const Transformer model(cfg.model);
+  TrainState s;
+  s.step = 3;
+  s.params.assign(model.num_params(), 0.5f);
+  s.adam_m.assign(model.num_params(), 0.25f);
+  s.adam_v.assign(model.num_params(), 0.125f);
+  save_checkpoint(dir / "a.safetensors", model, cfg.resolved, s);
+  EXPECT_TRUE(verify_checkpoint_file(dir / "a.safetensors"));
+
+  // One flipped bit in the last tensor's data, header intact.
+  std::string bytes = read_file(dir / "a.safetensors");
+  bytes[bytes.size() - 3] ^= 0x10;
+  write_file_atomic(dir / "flipped.safetensors", bytes);
+  for (auto load :
+       {std::function<void()>([&] { load_checkpoint(dir / "flipped.safetensors", model); }),
+        std::function<void()>([&] { verify_checkpoint_file(dir / "flipped.safetensors"); })}) {
+    try {
+      load();
+      ADD_FAILURE() << "a flipped byte loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+    }
+  }
+
+  // A 3-layer checkpoint on a 2-layer model: the extra layer is an error, not ignored.
+  const Transformer fewer(small_config({"model.layers=2"}).model);
+  try {
+    load_checkpoint(dir / "a.safetensors", fewer);
+    ADD_FAILURE() << "a 3-layer checkpoint loaded into a 2-layer model";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.2"), std::string::npos) << e.what();
+  }
+
+  // Written before the checksum existed: loads, with a note.
+  SafetensorsFile old = load_safetensors(dir / "a.safetensors");
+  old.metadata.erase("data_checksum");
+  save_safetensors(dir / "old.safetensors", old);
+  ::testing::internal::CaptureStderr();
+  const TrainState back = load_checkpoint(dir / "old.safetensors", model);
+  const std::string note = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(back.params, s.params);
+  EXPECT_NE(note.find("no data checksum"), std::string::npos) << note;
+  ::testing::internal::CaptureStderr();
+  EXPECT_FALSE(verify_checkpoint_file(dir / "old.safetensors"));
+  ::testing::internal::GetCapturedStderr();
 }
 
 }  // namespace
