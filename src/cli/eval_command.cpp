@@ -23,7 +23,7 @@ int run_eval(const EvalArgs& a) {
   const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
-  const TrainState state = load_checkpoint(ckpt, model);
+  const TrainState state = load_run_checkpoint(ckpt, cfg, model);
   BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len);
   const auto test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);

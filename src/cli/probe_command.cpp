@@ -78,7 +78,7 @@ int run_probe_command(const ProbeArgs& a) {
   const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
-  const TrainState state = load_checkpoint(ckpt, model);
+  const TrainState state = load_run_checkpoint(ckpt, cfg, model);
   const TokenBatch batch = make_token_batch(cfg, a.seed, RngPurpose::Probe, 0, a.batch);
   const LayerActivations acts = collect_activations(model, state.params.data(), batch);
   if (a.batch <= acts.width && !a.held_out_seed)

@@ -126,7 +126,7 @@ int run_revalg(const RevAlgArgs& a) {
   }
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
-  const TrainState state = load_checkpoint(ckpt, model);
+  const TrainState state = load_run_checkpoint(ckpt, cfg, model);
   const RevAlgReport report = analyse_revalg(cfg, state.params);
   nlohmann::json j = revalg_report_json(report, cfg.model.data_dim);
   j["checkpoint"] = ckpt.string();

@@ -16,6 +16,7 @@ struct TrainArgs {
   bool quiet = false;
   bool json = false;
   bool detect_anomaly = false;
+  bool allow_config_change = false;
 };
 
 // When resuming, only the length of the run and the thread count may change.
@@ -33,10 +34,11 @@ int run_train(const TrainArgs& a) {
   TrainOptions options;
   options.progress = !a.quiet;
   options.detect_anomaly = a.detect_anomaly;
+  options.allow_config_change = a.allow_config_change;
   if (!a.resume.empty()) {
     if (!a.config.file.empty())
       fail("--config cannot be combined with --resume (the run has its config)");
-    check_resume_overrides(a.config.sets);
+    if (!a.allow_config_change) check_resume_overrides(a.config.sets);
     run_dir = a.resume;
     cfg = load_run_config(run_dir, a.config.sets);
     options.resume = true;
@@ -73,6 +75,10 @@ Command add_train_command(CLI::App& root) {
                 "start it (one idempotent command per run)")
       ->excludes("--resume")
       ->excludes("--force");
+  app->add_flag("--allow-config-change", args->allow_config_change,
+                "with --resume: continue even if config.json (or --set) differs from the config "
+                "the checkpoint was written under; the changes are logged to config_changes.log")
+      ->needs("--resume");
   app->add_flag("--quiet", args->quiet, "no progress line");
   app->add_flag("--json", args->json, "print the result as JSON");
   app->add_flag("--detect-anomaly", args->detect_anomaly,

@@ -17,7 +17,7 @@ InterpolationResult interpolate_run_dir(const fs::path& dir, const RunInterpolat
   if (const std::string why = revalg_d_ineligibility(cfg); !why.empty())
     fail("interpolate: {} has no RevAlg-d: {}", dir.string(), why);
   const Transformer model(cfg.model);
-  const TrainState state = load_checkpoint(checkpoint_to_read(dir, ""), model);
+  const TrainState state = load_run_checkpoint(checkpoint_to_read(dir, ""), cfg, model);
   if (state.step != cfg.train.steps)
     fail("interpolate: {} has not finished (step {} of {}); its final weights define RevAlg-d",
          dir.string(), state.step, cfg.train.steps);

@@ -45,7 +45,7 @@ std::vector<double> mean_curve(const std::vector<std::vector<double>>& curves) {
 LoadedRun load_run(const std::filesystem::path& run_dir) {
   RunConfig cfg = load_run_config(run_dir, {});
   Transformer model(cfg.model);
-  TrainState state = load_checkpoint(checkpoint_to_read(run_dir, ""), model);
+  TrainState state = load_run_checkpoint(checkpoint_to_read(run_dir, ""), cfg, model);
   return {std::move(cfg), std::move(model), std::move(state)};
 }
 

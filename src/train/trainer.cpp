@@ -89,6 +89,22 @@ std::vector<std::string> run_config_differences(const json& stored, const json& 
   return differences;
 }
 
+std::vector<std::string> checkpoint_config_differences(const fs::path& ckpt,
+                                                       const RunConfig& cfg) {
+  const RunConfig stored = make_run_config(checkpoint_config(ckpt), {});
+  return run_config_differences(stored.resolved, cfg.resolved);
+}
+
+TrainState load_run_checkpoint(const fs::path& ckpt, const RunConfig& cfg,
+                               const Transformer& model) {
+  const std::vector<std::string> differences = checkpoint_config_differences(ckpt, cfg);
+  if (!differences.empty())
+    fail("{} was written under another config than the run's ({}); restore config.json, or "
+         "resume with --allow-config-change",
+         ckpt.string(), fmt::join(differences, "; "));
+  return load_checkpoint(ckpt, model);
+}
+
 // With continue_existing: resume a checkpointed run of the same config, else start afresh.
 static TrainOptions resolve_continue(const RunConfig& cfg, const fs::path& run_dir,
                                      TrainOptions options) {
@@ -121,7 +137,19 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     if (!fs::exists(latest_checkpoint_path(run_dir)))
       fail("cannot resume '{}': no checkpoint at {}", run_dir.string(),
            latest_checkpoint_path(run_dir).string());
-    state = load_checkpoint(latest_checkpoint_path(run_dir), model);
+    const fs::path latest = latest_checkpoint_path(run_dir);
+    if (options.allow_config_change) {
+      state = load_checkpoint(latest, model);
+      const std::vector<std::string> changes = checkpoint_config_differences(latest, cfg);
+      if (!changes.empty()) {
+        const std::string line = fmt::format("step {}: resumed under a changed config: {}",
+                                             state.step, fmt::join(changes, "; "));
+        fmt::print(stderr, "note: {}\n", line);
+        std::ofstream(run_dir / "config_changes.log", std::ios::app) << line << "\n";
+      }
+    } else {
+      state = load_run_checkpoint(latest, cfg, model);
+    }
     truncate_metrics(metrics_path, state.step);
   } else {
     if (fs::exists(run_dir) && !options.force)

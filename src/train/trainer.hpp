@@ -10,6 +10,7 @@
 #include <functional>
 #include <vector>
 
+#include "train/checkpoint.hpp"
 #include "train/run_config.hpp"
 
 namespace mesalab {
@@ -23,6 +24,10 @@ struct TrainOptions {
   bool continue_existing = false;
   bool progress = true;         // progress line on stderr
   bool detect_anomaly = false;  // check every layer's outputs and gradients for NaN/inf
+  // Resume even if the checkpoint was written under another config (e.g. a lowered lr after
+  // a deterministic failure): the differing keys go to stderr and RUN/config_changes.log.
+  // Without it such a resume is an error naming the keys.
+  bool allow_config_change = false;
   // Called after every evaluation with the step, the parameters the test loss was measured
   // on (before that step's update) and the test loss; an exception it throws stops training.
   std::function<void(int64_t step, const std::vector<float>& params, double test_loss)>
@@ -52,6 +57,18 @@ std::filesystem::path checkpoint_to_read(const std::filesystem::path& run_dir,
 // change (train.steps, train.threads, train.runs_dir), as "key: a -> b" lines.
 std::vector<std::string> run_config_differences(const nlohmann::json& stored,
                                                 const nlohmann::json& requested);
+
+// The keys (as run_config_differences) in which the config stored in checkpoint `ckpt`
+// differs from cfg; empty if the checkpoint belongs to cfg's run. The stored config is
+// re-resolved first, so keys added to mesalab since it was written take their defaults.
+std::vector<std::string> checkpoint_config_differences(const std::filesystem::path& ckpt,
+                                                       const RunConfig& cfg);
+
+// load_checkpoint, after checking that the checkpoint belongs to cfg's run: a run directory
+// whose config.json was edited, or a checkpoint of another run, is an Error naming the
+// checkpoint and the differing keys.
+TrainState load_run_checkpoint(const std::filesystem::path& ckpt, const RunConfig& cfg,
+                               const Transformer& model);
 
 // Reads run_dir/config.json and re-validates it (with --set overrides on top).
 RunConfig load_run_config(const std::filesystem::path& run_dir,

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -60,6 +61,41 @@ TEST_F(TrainContinueTest, RefusesAnotherConfigNamingTheKey) {
 
 TEST_F(TrainContinueTest, ExcludesResumeAndForce) {
   EXPECT_EQ(train("x", "--continue --force").code, 2);
+}
+
+}  // namespace
+}  // namespace mesalab
+
+namespace mesalab {
+namespace {
+
+// An edited config.json must not let --resume (or eval) silently continue under other
+// settings; --allow-config-change is the explicit, logged way out.
+TEST_F(TrainContinueTest, EditedConfigIsRefusedUnlessExplicitlyAllowed) {
+  ASSERT_EQ(train("run", "--set train.steps=10").code, 0);
+  const fs::path run = runs_ / "run", config = run / "config.json";
+  nlohmann::json c = nlohmann::json::parse(read_all(config));
+  c["optim"]["lr"] = 0.001;
+  std::ofstream(config) << c.dump(2);
+  Result r = mesalab("train --resume '" + run.string() + "' --set train.steps=20 --quiet");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "optim.lr") && contains(r.err, "--allow-config-change")) << r.err;
+  r = mesalab("eval '" + run.string() + "'");
+  EXPECT_EQ(r.code, 2) << describe(r);
+  EXPECT_TRUE(contains(r.err, "optim.lr")) << r.err;
+
+  r = mesalab("train --resume '" + run.string() +
+              "' --set train.steps=20 --allow-config-change --quiet");
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "optim.lr")) << "the change is reported: " << r.err;
+  EXPECT_TRUE(contains(read_all(run / "config_changes.log"), "step 10: resumed under a changed "
+                                                             "config: optim.lr"))
+      << read_all(run / "config_changes.log");
+  // The checkpoints written since carry the new config: the run is consistent again.
+  r = mesalab("eval '" + run.string() + "'");
+  EXPECT_EQ(r.code, 0) << describe(r);
+  r = mesalab("train --allow-config-change --set train.steps=5");
+  EXPECT_EQ(r.code, 2) << "only with --resume: " << describe(r);
 }
 
 }  // namespace

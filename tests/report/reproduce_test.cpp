@@ -88,8 +88,8 @@ class PlanTest : public ::testing::Test {
 TEST_F(PlanTest, SharedRunsArePlannedOnceWithResolvedConfigs) {
   const auto runs = plan_runs(select_experiments({"single_layer", "lsa_2layer", "one_gd_step"}),
                               full_scale(2), out_, "/opt/mesalab", 1);
-  // lsa_1layer, mesa_1layer, paper_lsa_2layer x 2 seeds
-  ASSERT_EQ(runs.size(), 6u);
+  // lsa_1layer, mesa_1layer, paper_lsa_2layer, lsa_1layer_masked x 2 seeds
+  ASSERT_EQ(runs.size(), 8u);
   std::set<std::string> names;
   for (const PlannedRun& r : runs) {
     EXPECT_TRUE(names.insert(r.spec.name()).second) << r.spec.name();
@@ -109,11 +109,13 @@ TEST_F(PlanTest, SharedRunsArePlannedOnceWithResolvedConfigs) {
 
 TEST_F(PlanTest, QuickScaleShortensRuns) {
   const auto runs = plan_runs(select_experiments({"one_gd_step"}), quick_scale(), out_, "m", 0);
-  ASSERT_EQ(runs.size(), 1u);
-  const RunConfig cfg = make_run_config(load_config_file(runs[0].config.string()), {});
-  EXPECT_EQ(cfg.train.steps, 200);
-  EXPECT_EQ(cfg.train.batch_size, 64);
-  EXPECT_FALSE(contains(runs[0].command(), "threads")) << "threads 0: not pinned";
+  ASSERT_EQ(runs.size(), 2u);  // lsa_1layer, lsa_1layer_masked
+  for (const PlannedRun& run : runs) {
+    const RunConfig cfg = make_run_config(load_config_file(run.config.string()), {});
+    EXPECT_EQ(cfg.train.steps, 200);
+    EXPECT_EQ(cfg.train.batch_size, 64);
+    EXPECT_FALSE(contains(run.command(), "threads")) << "threads 0: not pinned";
+  }
 }
 
 TEST_F(PlanTest, SlurmScriptIsValidBashAndRunsTheTasksCommand) {
