@@ -56,12 +56,30 @@ static void truncate_metrics(const fs::path& path, int64_t step) {
 
 // A write killed between temp file and rename leaves "<name>.tmp.<pid>" behind; nothing
 // reads those, so they are removed when a run (re)starts.
+// What mesalab writes into a run directory besides config.json, metrics.jsonl and ckpt/:
+// the outputs of the commands that read a run. --force removes them with the run they
+// described; anything else in the directory is the user's and stays.
+const std::vector<std::string> kDerivedOutputs = {
+    "eval.csv",    "eval.json",          "probes.csv",         "probes.json",
+    "revalg.json", "interpolation.json", "config_changes.log", "figures"};
+
+// A temporary file of write_file_atomic: "<name>.tmp.<pid>" for one of mesalab's own files.
+static bool is_own_temp_file(const std::string& filename) {
+  const size_t at = filename.rfind(".tmp.");
+  if (at == std::string::npos || at + 5 == filename.size()) return false;
+  for (size_t i = at + 5; i < filename.size(); ++i)
+    if (filename[i] < '0' || filename[i] > '9') return false;
+  const std::string target = filename.substr(0, at);
+  const bool checkpoint = target.size() > 12 && target.ends_with(".safetensors");
+  return checkpoint || target == "config.json" || target == "metrics.jsonl" ||
+         std::find(kDerivedOutputs.begin(), kDerivedOutputs.end(), target) != kDerivedOutputs.end();
+}
+
 static void remove_stale_temp_files(const fs::path& run_dir) {
   for (const fs::path& dir : {run_dir, run_dir / "ckpt"}) {
     if (!fs::is_directory(dir)) continue;
     for (const auto& entry : fs::directory_iterator(dir))
-      if (entry.is_regular_file() &&
-          entry.path().filename().string().find(".tmp.") != std::string::npos)
+      if (entry.is_regular_file() && is_own_temp_file(entry.path().filename().string()))
         fs::remove(entry.path());
   }
 }
@@ -89,8 +107,7 @@ std::vector<std::string> run_config_differences(const json& stored, const json& 
   return differences;
 }
 
-std::vector<std::string> checkpoint_config_differences(const fs::path& ckpt,
-                                                       const RunConfig& cfg) {
+std::vector<std::string> checkpoint_config_differences(const fs::path& ckpt, const RunConfig& cfg) {
   const RunConfig stored = make_run_config(checkpoint_config(ckpt), {});
   return run_config_differences(stored.resolved, cfg.resolved);
 }
@@ -99,9 +116,10 @@ TrainState load_run_checkpoint(const fs::path& ckpt, const RunConfig& cfg,
                                const Transformer& model) {
   const std::vector<std::string> differences = checkpoint_config_differences(ckpt, cfg);
   if (!differences.empty())
-    fail("{} was written under another config than the run's ({}); restore config.json, or "
-         "resume with --allow-config-change",
-         ckpt.string(), fmt::join(differences, "; "));
+    fail(
+        "{} was written under another config than the run's ({}); restore config.json, or "
+        "resume with --allow-config-change",
+        ckpt.string(), fmt::join(differences, "; "));
   return load_checkpoint(ckpt, model);
 }
 
@@ -161,6 +179,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
       remove_stale_temp_files(run_dir);
       fs::remove_all(ckpt_dir);
       fs::remove(metrics_path);
+      for (const std::string& name : kDerivedOutputs) fs::remove_all(run_dir / name);
     }
     fs::create_directories(ckpt_dir);
     state.params.resize(model.num_params());

@@ -255,6 +255,25 @@ TEST_F(CliTest, ForceRestartsAndResumeContinues) {
                    "optim.lr");
 }
 
+// --force removes the run and what mesalab derived from it (eval, figures, its own temporary
+// files), never the user's files, even ones with ".tmp." in their name.
+TEST_F(CliTest, ForceRemovesOnlyMesalabsOwnFiles) {
+  ASSERT_EQ(train_tiny("tiny").code, 0);
+  const fs::path run = runs_ / "tiny";
+  ASSERT_EQ(mesalab("eval '" + run.string() + "'").code, 0);
+  ASSERT_TRUE(fs::exists(run / "eval.json") && fs::exists(run / "figures"));
+  for (const char* mine : {"notes.tmp.txt", "data.tmp.123", "draft.tmp."})
+    std::ofstream(run / mine) << "user\n";
+  std::ofstream(run / "metrics.jsonl.tmp.999") << "stale\n";
+  std::ofstream(run / "ckpt" / "step_9.safetensors.tmp.42") << "stale\n";
+  ASSERT_EQ(train_tiny("tiny", "--force").code, 0);
+  for (const char* gone : {"eval.json", "eval.csv", "figures", "metrics.jsonl.tmp.999",
+                           "ckpt/step_9.safetensors.tmp.42"})
+    EXPECT_FALSE(fs::exists(run / gone)) << gone;
+  for (const char* kept : {"notes.tmp.txt", "data.tmp.123", "draft.tmp."})
+    EXPECT_TRUE(fs::exists(run / kept)) << kept;
+}
+
 TEST_F(CliTest, ResumeWithoutCheckpointExitsTwo) {
   // A directory that is no run at all.
   fs::create_directories(root_ / "empty");

@@ -88,8 +88,9 @@ TEST_F(TrainContinueTest, EditedConfigIsRefusedUnlessExplicitlyAllowed) {
               "' --set train.steps=20 --allow-config-change --quiet");
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "optim.lr")) << "the change is reported: " << r.err;
-  EXPECT_TRUE(contains(read_all(run / "config_changes.log"), "step 10: resumed under a changed "
-                                                             "config: optim.lr"))
+  EXPECT_TRUE(contains(read_all(run / "config_changes.log"),
+                       "step 10: resumed under a changed "
+                       "config: optim.lr"))
       << read_all(run / "config_changes.log");
   // The checkpoints written since carry the new config: the run is consistent again.
   r = mesalab("eval '" + run.string() + "'");

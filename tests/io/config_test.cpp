@@ -319,6 +319,12 @@ TEST(RunConfigTokens, EmbeddedConstructedTokensHaveAnInputAndOutputEmbedding) {
   EXPECT_CONTAINS(set_error({"model.embed_tokens=true", "data.tokens=raw"}), "model.embed_tokens");
 }
 
+TEST(RunConfigErrors, MesaLambdaStaysWhereItsSquareIsANormalFloat) {
+  EXPECT_CONTAINS(set_error({"model.mesa_lambda_init=1e-30"}), "model.mesa_lambda_init");
+  EXPECT_CONTAINS(set_error({"model.mesa_lambda_init=1e20"}), "model.mesa_lambda_init");
+  EXPECT_NO_THROW(make_run_config(json(), {"model.mesa_lambda_init=1e-15"}));
+}
+
 TEST(RunConfigErrors, DataKindsAndObservationModel) {
   EXPECT_CONTAINS(set_error({"data.kind=chaotic"}), "data.kind");
   EXPECT_CONTAINS(set_error({"data.tokens=onehot"}), "data.tokens");
