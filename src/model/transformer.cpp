@@ -121,48 +121,73 @@ static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s) {
   return 0;
 }
 
-template <class S>
-Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
+WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len) const {
   if (max_batch < 1 || seq_len < 1) fail("workspace needs batch >= 1 and seq_len >= 1");
-  const int L = config_.layers();
+  const size_t L = size_t(config_.layers());
   const size_t N = size_t(max_batch) * seq_len, E = config_.embed_dim;
   const size_t HK = size_t(config_.heads) * config_.key_size;
+  const AttentionShape s = shape(max_batch, seq_len);
+  const ModelConfig& c = config_;
+  WorkspaceSizes w;
+  w.x = (L + 1) * N * E;
+  w.y = L * N * E;
+  w.qkv = L * 3 * N * HK;
+  w.mixed = L * N * HK;
+  for (MixerKind kind : config_.mixers) w.cache += mixer_cache_size(kind, s);
+  if (c.layer_norm) w.attn_in = L * N * E;
+  if (c.mlp) {
+    w.mid = L * N * E;
+    if (c.layer_norm) w.mlp_in = L * N * E;
+    w.mlp_cache = L * mlp_cache_size(N, c.mlp_hidden);
+  }
+  if (c.layer_norm) w.norm_cache = L * 2 * layer_norm_cache_size(N);
+  if (c.layer_norm || c.mlp || c.embedding()) w.d_branch = N * E;
+  if (c.embedding()) w.out = N * size_t(c.data_dim);
+  if (c.positional_codes) w.positions = size_t(seq_len) * E;
+  w.dx = N * E;
+  w.dmixed = N * HK;
+  w.dqkv = 3 * N * HK;
+  w.scratch = std::max({size_t(seq_len) * seq_len, mesa_attention_scratch_size(s),
+                        c.mlp ? N * size_t(c.mlp_hidden) : size_t(0)});
+  w.lambdas = size_t(config_.heads);
+  return w;
+}
+
+template <class S>
+Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
+  const WorkspaceSizes w = workspace_sizes(max_batch, seq_len);
   const AttentionShape s = shape(max_batch, seq_len);
   Workspace<S> ws;
   ws.max_batch = max_batch;
   ws.seq_len = seq_len;
-  ws.x.resize((L + 1) * N * E);
-  ws.y.resize(L * N * E);
-  ws.qkv.resize(L * 3 * N * HK);
-  ws.mixed.resize(L * N * HK);
+  ws.x.resize(w.x);
+  ws.y.resize(w.y);
+  ws.qkv.resize(w.qkv);
+  ws.mixed.resize(w.mixed);
   size_t cache_total = 0;
   for (MixerKind kind : config_.mixers) {
     ws.cache_offset.push_back(cache_total);
     cache_total += mixer_cache_size(kind, s);
   }
-  ws.cache.resize(cache_total);
-  const ModelConfig& c = config_;
-  if (c.layer_norm) ws.attn_in.resize(L * N * E);
-  if (c.mlp) {
-    ws.mid.resize(L * N * E);
-    if (c.layer_norm) ws.mlp_in.resize(L * N * E);
-    ws.mlp_cache.resize(L * mlp_cache_size(N, c.mlp_hidden));
-  }
-  if (c.layer_norm) ws.norm_cache.resize(L * 2 * layer_norm_cache_size(N));
-  if (c.layer_norm || c.mlp || c.embedding()) ws.d_branch.resize(N * E);
-  if (c.embedding()) ws.out.resize(N * size_t(c.data_dim));
-  if (c.positional_codes) {
-    std::vector<double> pe(size_t(seq_len) * E);
-    sinusoidal_positions(seq_len, int(E), pe.data());
+  ws.cache.resize(w.cache);
+  ws.attn_in.resize(w.attn_in);
+  ws.mid.resize(w.mid);
+  ws.mlp_in.resize(w.mlp_in);
+  ws.mlp_cache.resize(w.mlp_cache);
+  ws.norm_cache.resize(w.norm_cache);
+  ws.d_branch.resize(w.d_branch);
+  ws.out.resize(w.out);
+  if (config_.positional_codes) {
+    std::vector<double> pe(w.positions);
+    sinusoidal_positions(seq_len, config_.embed_dim, pe.data());
     ws.positions.assign(pe.begin(), pe.end());
   }
-  ws.dx.resize(N * E);
-  ws.dmixed.resize(N * HK);
-  ws.dqkv.resize(3 * N * HK);
-  ws.scratch.resize(std::max({size_t(seq_len) * seq_len, mesa_attention_scratch_size(s),
-                              c.mlp ? N * size_t(c.mlp_hidden) : size_t(0)}));
-  ws.lambdas.resize(size_t(config_.heads));
-  ws.d_lambdas.resize(size_t(config_.heads));
+  ws.dx.resize(w.dx);
+  ws.dmixed.resize(w.dmixed);
+  ws.dqkv.resize(w.dqkv);
+  ws.scratch.resize(w.scratch);
+  ws.lambdas.resize(w.lambdas);
+  ws.d_lambdas.resize(w.lambdas);
   return ws;
 }
 

@@ -79,6 +79,18 @@ struct Workspace {
   std::vector<S> lambdas, d_lambdas;  // (H): effective mesa lambdas of the current layer
 };
 
+// Element counts of a Workspace's buffers, computed without allocating (make_workspace
+// allocates exactly these; memory estimates read them).
+struct WorkspaceSizes {
+  size_t x = 0, y = 0, attn_in = 0, mid = 0, mlp_in = 0, norm_cache = 0, mlp_cache = 0;
+  size_t positions = 0, out = 0, d_branch = 0, qkv = 0, mixed = 0, cache = 0;
+  size_t dx = 0, dmixed = 0, dqkv = 0, scratch = 0, lambdas = 0;
+  size_t total() const {
+    return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + out + d_branch +
+           qkv + mixed + cache + dx + dmixed + dqkv + scratch + 2 * lambdas;
+  }
+};
+
 struct LayerOffsets {
   size_t q = 0, k = 0, v = 0, o = 0, lambdas = 0;
   size_t ln1_scale = 0, ln1_bias = 0, ln2_scale = 0, ln2_bias = 0, mlp_w1 = 0, mlp_w2 = 0;
@@ -99,6 +111,7 @@ class Transformer {
   template <class S>
   void init_params(S* params, uint64_t seed) const;
 
+  WorkspaceSizes workspace_sizes(int max_batch, int seq_len) const;
   template <class S>
   Workspace<S> make_workspace(int max_batch, int seq_len) const;
 

@@ -14,6 +14,7 @@
 #include "model/batch_runner.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluation.hpp"
+#include "train/memory_estimate.hpp"
 #include "train/optimizer.hpp"
 #include "train/progress.hpp"
 
@@ -144,6 +145,7 @@ static TrainOptions resolve_continue(const RunConfig& cfg, const fs::path& run_d
 TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOptions& requested) {
   const TrainOptions options = resolve_continue(cfg, run_dir, requested);
   if (cfg.train.threads > 0) omp_set_num_threads(cfg.train.threads);
+  check_training_memory(cfg, omp_get_max_threads(), available_memory_bytes());
   ModelConfig model_config = cfg.model;
   model_config.detect_anomaly = options.detect_anomaly;
   const Transformer model(model_config);

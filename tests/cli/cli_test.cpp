@@ -100,6 +100,10 @@ TEST_F(CliTest, OutOfRangeValueExitsTwo) {
   expect_bad_input(mesalab("train --set optim.lr=-1 " + runs_dir_set()), "optim.lr");
   expect_bad_input(mesalab("train --set train.batch_size=0 " + runs_dir_set()), "train.batch_size");
   expect_bad_input(mesalab("train --set model.layers " + runs_dir_set()), "key=value");
+  // Valid keys, impossible size: refused with the estimate before allocating, no bad_alloc.
+  expect_bad_input(
+      mesalab("train --set data.seq_len=100000 --set train.batch_size=1000000 " + runs_dir_set()),
+      "of memory");
   EXPECT_FALSE(fs::exists(runs_));
 }
 
