@@ -55,8 +55,6 @@ static void truncate_metrics(const fs::path& path, int64_t step) {
   write_file_atomic(path, kept);
 }
 
-// A write killed between temp file and rename leaves "<name>.tmp.<pid>" behind; nothing
-// reads those, so they are removed when a run (re)starts.
 // What mesalab writes into a run directory besides config.json, metrics.jsonl and ckpt/:
 // the outputs of the commands that read a run. --force removes them with the run they
 // described; anything else in the directory is the user's and stays.
@@ -76,6 +74,8 @@ static bool is_own_temp_file(const std::string& filename) {
          std::find(kDerivedOutputs.begin(), kDerivedOutputs.end(), target) != kDerivedOutputs.end();
 }
 
+// A write killed between temp file and rename leaves "<name>.tmp.<pid>" behind; nothing
+// reads those, so they are removed when a run (re)starts.
 static void remove_stale_temp_files(const fs::path& run_dir) {
   for (const fs::path& dir : {run_dir, run_dir / "ckpt"}) {
     if (!fs::is_directory(dir)) continue;
