@@ -2,6 +2,8 @@
 // Shared test helpers: fixture loading, nested-list flattening, one comparison harness
 // that prints the max abs / rel difference on failure, and the small vector / central
 // finite-difference helpers of the kernel tests.
+#include <omp.h>
+
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -9,6 +11,16 @@
 #include <vector>
 
 namespace mesalab::testing {
+
+// Restores the OpenMP thread count when a test that changes it ends, even on failure.
+class ThreadCountGuard {
+ public:
+  ThreadCountGuard() : saved_(omp_get_max_threads()) {}
+  ~ThreadCountGuard() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
 
 // Parsed tests/fixtures/reference_grads.json (cached after the first call).
 const nlohmann::json& reference_fixture();

@@ -1,25 +1,22 @@
 #include "data/sequences.hpp"
 
-#include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <utility>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace mesalab {
 
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 constexpr DynamicsKind kAllKinds[] = {DynamicsKind::Linear, DynamicsKind::Contracting,
                                       DynamicsKind::Nonlinear, DynamicsKind::Fixed};
 
-// G with an estimated reciprocal condition number below this is treated as singular: its
-// inverse would carry no correct digits worth speaking of, and such a draw has probability
-// ~1e-9 for D = 10.
+// G with a reciprocal condition number below this is treated as singular: its inverse would
+// carry no correct digits worth speaking of, and such a draw has probability ~1e-9 for D = 10.
 constexpr double kMinRcond = 1e-10;
 
 // Added to ||f(x)|| before dividing, as in the official generator, so that f(x) = 0 maps to 0.
@@ -39,8 +36,6 @@ void run_linear_recursion(const DataConfig& cfg, const double* w, Rng& rng, doub
   for (int k = 0; k < cfg.seq_len; ++k) {
     const double* s = states + size_t(k) * d;
     double* next = states + size_t(k + 1) * d;
-    // A plain loop fixes the order of the floating-point sums, so the bits of a sequence do
-    // not depend on which SIMD kernel a library would pick, and it needs no temporaries.
     for (int i = 0; i < d; ++i) {
       double acc = 0.0;
       const double* w_row = w + size_t(i) * d;
@@ -73,43 +68,23 @@ void feature_map(const NonlinearFeatures& nf, const double* x, double* hidden, d
   for (int k = 0; k < d; ++k) phi[k] = f[k] * scale;
 }
 
-// s_1 ~ U[-r, r]^D,  s_{k+1} = W phi(s_k) + sigma n_k.
-void run_nonlinear_recursion(const DataConfig& cfg, const NonlinearFeatures& nf, const double* w,
-                             Rng& rng, double* states) {
-  const int d = cfg.dim;
-  std::vector<double> hidden(static_cast<size_t>(nf.hidden));
-  std::vector<double> f(static_cast<size_t>(d));
-  std::vector<double> phi(static_cast<size_t>(d));
-  for (int i = 0; i < d; ++i) states[i] = rng.uniform(-cfg.init_range, cfg.init_range);
-  for (int k = 0; k < cfg.seq_len; ++k) {
-    feature_map(nf, states + size_t(k) * d, hidden.data(), f.data(), phi.data());
-    double* next = states + size_t(k + 1) * d;
-    for (int i = 0; i < d; ++i) {
-      double acc = 0.0;
-      const double* w_row = w + size_t(i) * d;
-      for (int j = 0; j < d; ++j) acc += w_row[j] * phi[j];
-      next[i] = acc + cfg.noise_std * rng.normal();
-    }
-  }
-}
-
-// o_t = C s_t + sigma_o m_t for t = 1..T+1; C and then (if sigma_o > 0) m are drawn here.
-void observe(const DataConfig& cfg, Rng& rng, const double* hidden, double* observed,
-             double* c_out) {
+// o_t = C s_t + sigma_o m_t for t = 1..T+1; C (into c, obs_dim x D) and then (if sigma_o > 0)
+// m are drawn here.
+void observe(const DataConfig& cfg, Rng& rng, const double* hidden, double* observed, double* c) {
   const int d = cfg.dim;
   const int m = cfg.obs_dim;
-  std::vector<double> c(size_t(m) * d, 0.0);
+  std::fill(c, c + size_t(m) * d, 0.0);
   if (cfg.eye_obs) {
     for (int i = 0; i < m; ++i) c[size_t(i) * d + i] = 1.0;
   } else {
-    for (double& x : c) x = 0.5 * rng.normal();
+    for (size_t i = 0; i < size_t(m) * d; ++i) c[i] = 0.5 * rng.normal();
   }
   for (int t = 0; t <= cfg.seq_len; ++t) {
     const double* s = hidden + size_t(t) * d;
     double* o = observed + size_t(t) * m;
     for (int i = 0; i < m; ++i) {
       double acc = 0.0;
-      const double* c_row = c.data() + size_t(i) * d;
+      const double* c_row = c + size_t(i) * d;
       for (int j = 0; j < d; ++j) acc += c_row[j] * s[j];
       o[i] = acc;
     }
@@ -118,7 +93,50 @@ void observe(const DataConfig& cfg, Rng& rng, const double* hidden, double* obse
       for (int i = 0; i < m; ++i) o[i] += cfg.noise_obs * rng.normal();
     }
   }
-  if (c_out != nullptr) std::copy(c.begin(), c.end(), c_out);
+}
+
+// inv = G^{-1} (D x D, row-major) by Gauss-Jordan elimination with partial pivoting on
+// [G | I], using `work` (D x D) for the eliminated copy of G. Returns the exact reciprocal
+// condition number 1 / (||G||_1 ||G^{-1}||_1), or 0 if a pivot vanishes.
+double invert_with_rcond(int dim, const double* g, double* work, double* inv) {
+  const size_t d = size_t(dim);
+  std::copy(g, g + d * d, work);
+  for (size_t i = 0; i < d * d; ++i) inv[i] = 0.0;
+  for (size_t i = 0; i < d; ++i) inv[i * d + i] = 1.0;
+  for (size_t c = 0; c < d; ++c) {
+    size_t pivot = c;
+    for (size_t r = c + 1; r < d; ++r)
+      if (std::abs(work[r * d + c]) > std::abs(work[pivot * d + c])) pivot = r;
+    if (work[pivot * d + c] == 0.0) return 0.0;
+    for (size_t j = 0; j < d; ++j) {
+      std::swap(work[pivot * d + j], work[c * d + j]);
+      std::swap(inv[pivot * d + j], inv[c * d + j]);
+    }
+    const double scale = 1.0 / work[c * d + c];
+    for (size_t j = 0; j < d; ++j) {
+      work[c * d + j] *= scale;
+      inv[c * d + j] *= scale;
+    }
+    for (size_t r = 0; r < d; ++r) {
+      const double factor = work[r * d + c];
+      if (r == c || factor == 0.0) continue;
+      for (size_t j = 0; j < d; ++j) {
+        work[r * d + j] -= factor * work[c * d + j];
+        inv[r * d + j] -= factor * inv[c * d + j];
+      }
+    }
+  }
+  auto norm1 = [d](const double* a) {
+    double largest = 0.0;
+    for (size_t j = 0; j < d; ++j) {
+      double column = 0.0;
+      for (size_t i = 0; i < d; ++i) column += std::abs(a[i * d + j]);
+      largest = std::max(largest, column);
+    }
+    return largest;
+  };
+  const double product = norm1(g) * norm1(inv);
+  return std::isfinite(product) && product > 0.0 ? 1.0 / product : 0.0;
 }
 
 void check_shared(const DataConfig& cfg, const SharedDynamics& shared) {
@@ -203,45 +221,62 @@ int nonlinear_hidden_dim(const DataConfig& cfg) {
   return cfg.nonlinear_hidden > 0 ? cfg.nonlinear_hidden : 4 * cfg.dim;
 }
 
-// G = Q R with G_ij ~ N(0, 1); W = Q diag(sign(R_jj)).
+// G_ij ~ N(0, 1), then the columns of G orthonormalised in place: W = Q of G = Q R with
+// R_jj > 0. Modified Gram-Schmidt run twice per column ("twice is enough": the second pass
+// removes what rounding left of the earlier directions), so W is orthogonal to working
+// precision. A positive diagonal of R makes the factorisation unique, which is what makes W
+// Haar-distributed (Mezzadri 2007). Plain loops in a fixed order: the same bits in every build.
 void sample_haar_orthogonal(int dim, Rng& rng, double* w) {
   if (dim < 1) fail("sample_haar_orthogonal: dim must be >= 1, got {}", dim);
-  Eigen::MatrixXd g(dim, dim);
-  for (int i = 0; i < dim; ++i) {
-    for (int j = 0; j < dim; ++j) g(i, j) = rng.normal();
-  }
-  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
-  const Eigen::MatrixXd q = qr.householderQ();
-  Eigen::Map<RowMatrix> out(w, dim, dim);
-  for (int j = 0; j < dim; ++j) {
-    // R_jj = 0 has probability zero; treating it as +1 keeps W orthogonal anyway.
-    const double sign = qr.matrixQR()(j, j) < 0.0 ? -1.0 : 1.0;
-    out.col(j) = sign * q.col(j);
+  const size_t d = size_t(dim);
+  for (size_t i = 0; i < d * d; ++i) w[i] = rng.normal();
+  for (size_t j = 0; j < d; ++j) {
+    for (int pass = 0; pass < 2; ++pass) {
+      for (size_t k = 0; k < j; ++k) {
+        double dot = 0.0;
+        for (size_t i = 0; i < d; ++i) dot += w[i * d + k] * w[i * d + j];
+        for (size_t i = 0; i < d; ++i) w[i * d + j] -= dot * w[i * d + k];
+      }
+    }
+    double sq = 0.0;
+    for (size_t i = 0; i < d; ++i) sq += w[i * d + j] * w[i * d + j];
+    // A Gaussian G is singular with probability zero; say so rather than divide by zero.
+    if (!(sq > 0.0)) fail_runtime("sample_haar_orthogonal: drew a singular Gaussian matrix");
+    const double scale = 1.0 / std::sqrt(sq);
+    for (size_t i = 0; i < d; ++i) w[i * d + j] *= scale;
   }
 }
 
 // W = G diag(pi(lambda)) G^{-1}, lambda = (U[min, max]^{D-1}, max), pi a uniform permutation.
+void contracting_transition(int dim, double min_eig, double max_eig, Rng& rng, double* g,
+                            double* work, double* inv, double* lambda, double* w) {
+  const size_t d = size_t(dim);
+  do {
+    for (size_t i = 0; i < d * d; ++i) g[i] = rng.normal();
+  } while (!(invert_with_rcond(dim, g, work, inv) > kMinRcond));
+  for (size_t i = 0; i + 1 < d; ++i) lambda[i] = rng.uniform(min_eig, max_eig);
+  lambda[d - 1] = max_eig;
+  // Fisher-Yates with our own uniforms: std::shuffle's draws are implementation-defined.
+  for (size_t i = d - 1; i > 0; --i) {
+    // uniform() * (i + 1) can round up to i + 1, hence the clamp.
+    const size_t j = std::min(size_t(rng.uniform() * double(i + 1)), i);
+    std::swap(lambda[i], lambda[j]);
+  }
+  for (size_t i = 0; i < d; ++i) {
+    for (size_t j = 0; j < d; ++j) {
+      double acc = 0.0;
+      for (size_t k = 0; k < d; ++k) acc += g[i * d + k] * lambda[k] * inv[k * d + j];
+      w[i * d + j] = acc;
+    }
+  }
+}
+
 void sample_contracting_transition(int dim, double min_eig, double max_eig, Rng& rng, double* w) {
   if (dim < 1) fail("sample_contracting_transition: dim must be >= 1, got {}", dim);
-  RowMatrix g(dim, dim);
-  Eigen::PartialPivLU<RowMatrix> lu;
-  do {
-    for (int i = 0; i < dim; ++i) {
-      for (int j = 0; j < dim; ++j) g(i, j) = rng.normal();
-    }
-    lu.compute(g);
-  } while (!(lu.rcond() > kMinRcond));
-  Eigen::VectorXd lambda(dim);
-  for (int i = 0; i + 1 < dim; ++i) lambda(i) = rng.uniform(min_eig, max_eig);
-  lambda(dim - 1) = max_eig;
-  // Fisher-Yates with our own uniforms: std::shuffle's draws are implementation-defined.
-  for (int i = dim - 1; i > 0; --i) {
-    // uniform() * (i + 1) can round up to i + 1, hence the clamp.
-    const int j = std::min(int(rng.uniform() * double(i + 1)), i);
-    std::swap(lambda(i), lambda(j));
-  }
-  Eigen::Map<RowMatrix> out(w, dim, dim);
-  out = (g * lambda.asDiagonal()) * lu.inverse();
+  const size_t d = static_cast<size_t>(dim);
+  std::vector<double> g(d * d), work(d * d), inv(d * d), lambda(d);
+  contracting_transition(dim, min_eig, max_eig, rng, g.data(), work.data(), inv.data(),
+                         lambda.data(), w);
 }
 
 std::vector<double> fixed_transition(const DataConfig& cfg) {
@@ -295,47 +330,83 @@ SharedDynamics shared_dynamics(const DataConfig& cfg) {
   return shared;
 }
 
-void sample_sequence(const DataConfig& cfg, const SharedDynamics& shared, Rng& rng, double* hidden,
-                     double* observed, double* w_out, double* c_out) {
+SequenceSampler::SequenceSampler(const DataConfig& cfg, const SharedDynamics& shared)
+    : cfg_(cfg), shared_(shared) {
   validate(cfg);
   check_shared(cfg, shared);
-  const int d = cfg.dim;
-  std::vector<double> w_local;
-  double* w = w_out;
-  if (w == nullptr) {
-    w_local.resize(size_t(d) * d);
-    w = w_local.data();
+  const size_t d = size_t(cfg.dim);
+  w_.resize(d * d);
+  if (cfg.kind == DynamicsKind::Contracting) {
+    g_.resize(d * d);
+    work_.resize(d * d);
+    inv_.resize(d * d);
+    lambda_.resize(d);
   }
-  switch (cfg.kind) {
-    case DynamicsKind::Linear:
-      sample_haar_orthogonal(d, rng, w);
-      run_linear_recursion(cfg, w, rng, hidden);
-      break;
-    case DynamicsKind::Contracting:
-      sample_contracting_transition(d, cfg.min_eig, cfg.max_eig, rng, w);
-      run_linear_recursion(cfg, w, rng, hidden);
-      break;
-    case DynamicsKind::Nonlinear:
-      sample_haar_orthogonal(d, rng, w);
-      run_nonlinear_recursion(cfg, shared.features, w, rng, hidden);
-      break;
-    case DynamicsKind::Fixed:
-      std::copy(shared.fixed_w.begin(), shared.fixed_w.end(), w);
-      run_linear_recursion(cfg, w, rng, hidden);
-      break;
+  if (cfg.kind == DynamicsKind::Nonlinear) {
+    feature_hidden_.resize(size_t(shared.features.hidden));
+    f_.resize(d);
+    phi_.resize(d);
   }
   if (cfg.obs_dim > 0) {
-    std::vector<double> scratch;
-    double* o = observed;
-    if (o == nullptr) {
-      // The draws of C and the noise still happen, so c_out is the same with or without it.
-      scratch.resize(size_t(cfg.seq_len + 1) * cfg.obs_dim);
-      o = scratch.data();
+    c_.resize(size_t(cfg.obs_dim) * d);
+    observed_.resize(size_t(cfg.seq_len + 1) * cfg.obs_dim);
+  }
+}
+
+// s_1 ~ U[-r, r]^D,  s_{k+1} = W phi(s_k) + sigma n_k.
+void SequenceSampler::run_nonlinear_recursion(Rng& rng, double* states) {
+  const int d = cfg_.dim;
+  for (int i = 0; i < d; ++i) states[i] = rng.uniform(-cfg_.init_range, cfg_.init_range);
+  for (int k = 0; k < cfg_.seq_len; ++k) {
+    feature_map(shared_.features, states + size_t(k) * d, feature_hidden_.data(), f_.data(),
+                phi_.data());
+    double* next = states + size_t(k + 1) * d;
+    for (int i = 0; i < d; ++i) {
+      double acc = 0.0;
+      const double* w_row = w_.data() + size_t(i) * d;
+      for (int j = 0; j < d; ++j) acc += w_row[j] * phi_[size_t(j)];
+      next[i] = acc + cfg_.noise_std * rng.normal();
     }
-    observe(cfg, rng, hidden, o, c_out);
+  }
+}
+
+void SequenceSampler::sample(Rng& rng, double* hidden, double* observed, double* w_out,
+                             double* c_out) {
+  const DataConfig& cfg = cfg_;
+  const int d = cfg.dim;
+  switch (cfg.kind) {
+    case DynamicsKind::Linear:
+      sample_haar_orthogonal(d, rng, w_.data());
+      run_linear_recursion(cfg, w_.data(), rng, hidden);
+      break;
+    case DynamicsKind::Contracting:
+      contracting_transition(d, cfg.min_eig, cfg.max_eig, rng, g_.data(), work_.data(), inv_.data(),
+                             lambda_.data(), w_.data());
+      run_linear_recursion(cfg, w_.data(), rng, hidden);
+      break;
+    case DynamicsKind::Nonlinear:
+      sample_haar_orthogonal(d, rng, w_.data());
+      run_nonlinear_recursion(rng, hidden);
+      break;
+    case DynamicsKind::Fixed:
+      std::copy(shared_.fixed_w.begin(), shared_.fixed_w.end(), w_.begin());
+      run_linear_recursion(cfg, w_.data(), rng, hidden);
+      break;
+  }
+  if (w_out != nullptr) std::copy(w_.begin(), w_.end(), w_out);
+  if (cfg.obs_dim > 0) {
+    // Without an output buffer the draws of C and the noise still happen (into scratch), so
+    // c_out is the same with or without it.
+    observe(cfg, rng, hidden, observed != nullptr ? observed : observed_.data(), c_.data());
+    if (c_out != nullptr) std::copy(c_.begin(), c_.end(), c_out);
   } else if (observed != nullptr) {
     std::copy(hidden, hidden + size_t(cfg.seq_len + 1) * d, observed);
   }
+}
+
+void sample_sequence(const DataConfig& cfg, const SharedDynamics& shared, Rng& rng, double* hidden,
+                     double* observed, double* w_out, double* c_out) {
+  SequenceSampler(cfg, shared).sample(rng, hidden, observed, w_out, c_out);
 }
 
 // s_1 ~ U[-r, r]^D,  s_{k+1} = clip(W s_k + sigma * n_k, -c, c).
@@ -367,13 +438,15 @@ SequenceBatch sample_sequences(const DataConfig& cfg, uint64_t seed, RngPurpose 
   out.hidden.resize(size_t(batch) * hidden_per_seq);
   out.observed.resize(size_t(batch) * observed_per_seq);
   // Each sequence owns its Rng stream and its output slices, so the schedule cannot change
-  // a single bit of the result. The config was validated above, so nothing throws inside.
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
-    Rng rng{seed, uint64_t(purpose), step, uint64_t(b)};
-    sample_sequence(cfg, shared, rng, out.hidden.data() + size_t(b) * hidden_per_seq,
-                    out.observed.data() + size_t(b) * observed_per_seq);
-  }
+  // a single bit of the result.
+  for_each_sequence_block(batch, [&](int first, int count) {
+    SequenceSampler sampler(cfg, shared);
+    for (int b = first; b < first + count; ++b) {
+      Rng rng = sequence_rng(seed, purpose, step, b);
+      sampler.sample(rng, out.hidden.data() + size_t(b) * hidden_per_seq,
+                     out.observed.data() + size_t(b) * observed_per_seq);
+    }
+  });
   return out;
 }
 

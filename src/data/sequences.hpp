@@ -9,14 +9,23 @@
 // - Fixed (1c): the linear recursion with ONE Haar W shared by every sequence and call.
 // Linear, Contracting and Fixed may be observed through o_t = C s_t + sigma_o * n_t (1d).
 // Every sequence is a pure function of one counter-based Rng stream, so a batch is a pure
-// function of (seed, purpose, step) and bit-identical for any number of threads.
+// function of (seed, purpose, step) and bit-identical for any number of threads. The
+// arithmetic is plain loops in a fixed order and the file is compiled without FMA
+// contraction, so a sequence has the same bits in every build (portable, native, sanitized).
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 #include <vector>
 
+#include "core/parallel.hpp"
 #include "core/rng.hpp"
 
 namespace mesalab {
+
+// Version of the generator's bits, stored in checkpoints so that a run is never resumed on
+// other data than it started with. 1: QR by Eigen's Householder (bits depended on the build);
+// 2: Gram-Schmidt QR and Gauss-Jordan inverse in plain loops, no FMA contraction.
+inline constexpr int kDataGeneratorVersion = 2;
 
 enum class DynamicsKind { Linear, Contracting, Nonlinear, Fixed };
 
@@ -61,13 +70,13 @@ int observed_dim(const DataConfig& cfg);
 int nonlinear_hidden_dim(const DataConfig& cfg);
 
 // Haar-uniform orthogonal matrix, w: (D, D) row-major.
-// G ~ N(0, 1)^{D x D}, G = Q R (Householder), W = Q diag(sign(diag R)).
-// The sign fix makes the factorisation unique, which is what makes W Haar-distributed
-// (Mezzadri 2007); without it the law of Q depends on the QR algorithm's sign convention.
+// G ~ N(0, 1)^{D x D} (row-major draws), G = Q R with R_jj > 0, W = Q.
+// The positive diagonal makes the factorisation unique, which is what makes W Haar-distributed
+// (Mezzadri 2007); a QR routine with another sign convention would need W = Q diag(sign R_jj).
 void sample_haar_orthogonal(int dim, Rng& rng, double* w);
 
 // Contracting transition matrix (SPEC_EXPERIMENTS 1a), w: (D, D) row-major.
-// G ~ N(0, 1)^{D x D} (redrawn from the same stream while numerically singular),
+// G ~ N(0, 1)^{D x D} (redrawn from the same stream while 1/(||G||_1 ||G^{-1}||_1) <= 1e-10),
 // lambda_1..lambda_{D-1} ~ U[min_eig, max_eig], lambda_D = max_eig, lambda randomly permuted,
 // W = G diag(lambda) G^{-1}.
 // W has real eigenvalues lambda and is in general not normal. Draw order: G (D*D normals,
@@ -125,6 +134,43 @@ SharedDynamics shared_dynamics(const DataConfig& cfg);
 void sample_sequence(const DataConfig& cfg, const SharedDynamics& shared, Rng& rng, double* hidden,
                      double* observed, double* w_out = nullptr, double* c_out = nullptr);
 
+// sample_sequence for many sequences of one config: validates once and keeps its scratch
+// (W, C, the contracting inverse, the feature buffers), so a sequence allocates nothing.
+// `shared` must come from shared_dynamics(cfg) and outlive the sampler. One per thread.
+class SequenceSampler {
+ public:
+  SequenceSampler(const DataConfig& cfg, const SharedDynamics& shared);
+  // Same contract and bits as sample_sequence.
+  void sample(Rng& rng, double* hidden, double* observed, double* w_out = nullptr,
+              double* c_out = nullptr);
+
+ private:
+  void run_nonlinear_recursion(Rng& rng, double* states);
+
+  DataConfig cfg_;
+  const SharedDynamics& shared_;
+  std::vector<double> w_, c_, observed_;          // W (D, D), C (obs_dim, D), unrequested o
+  std::vector<double> g_, work_, inv_, lambda_;   // Contracting: G, elimination, G^{-1}
+  std::vector<double> feature_hidden_, f_, phi_;  // Nonlinear: gelu(x A), f, phi
+};
+
+// The stream of sequence b of the batch (seed, purpose, step): every sequence has its own.
+inline Rng sequence_rng(uint64_t seed, RngPurpose purpose, uint64_t step, int b) {
+  return Rng{seed, uint64_t(purpose), step, uint64_t(b)};
+}
+
+// Calls fn(first, count) for consecutive blocks of at most 8 sequences of a batch, in
+// parallel. Blocks only amortise per-thread scratch: each sequence depends on its own stream
+// alone, so the result does not depend on the block size or the thread count.
+template <class Fn>
+void for_each_sequence_block(int batch, Fn&& fn) {
+  constexpr int kBlock = 8;
+  parallel_for((batch + kBlock - 1) / kBlock, [&](int block) {
+    const int first = block * kBlock;
+    fn(first, std::min(kBlock, batch - first));
+  });
+}
+
 // The Linear kind's hidden states, states: (T + 1, D) row-major; bit-identical to
 // sample_sequence's hidden states for a Linear config. Throws if cfg.kind is not Linear; the
 // observation fields are ignored. Draw order: W (D*D normals), s_1 (D uniforms), then the
@@ -145,7 +191,7 @@ struct SequenceBatch {
   std::vector<double> hidden;
 };
 
-// Sequence b uses Rng{seed, uint64_t(purpose), step, b}, hence the result does not depend on
+// Sequence b uses sequence_rng(seed, purpose, step, b), hence the result does not depend on
 // the thread count.
 SequenceBatch sample_sequences(const DataConfig& cfg, uint64_t seed, RngPurpose purpose,
                                uint64_t step, int batch);

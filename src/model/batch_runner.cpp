@@ -28,7 +28,13 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
   parallel_for(num_chunks(), [&](int c) {
     const int first = c * kChunkSequences;
     const int count = std::min(kChunkSequences, batch_ - first);
-    fn(c, first, count, workspaces_[size_t(omp_get_thread_num())]);
+    const size_t thread = size_t(omp_get_thread_num());
+    // Workspaces were made for omp_get_max_threads() at construction; a later, larger
+    // thread count (omp_set_num_threads) must not index past them.
+    if (thread >= workspaces_.size())
+      fail_runtime("BatchRunner: thread {} has no workspace ({} made at construction)", thread,
+                   workspaces_.size());
+    fn(c, first, count, workspaces_[thread]);
   });
 }
 
@@ -45,13 +51,14 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
         model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
                       ws, partial, grad_scale);
   });
-  // Fixed-order reduction over chunks, parallel over parameters.
+  // Fixed-order reduction over chunks in double, parallel over parameters: a large batch
+  // (2^20 sequences = 2^17 partials) keeps its accuracy, and the order fixes the bits.
   const int chunks = num_chunks();
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < P; ++i) {
-    S sum = grad_partials_[i];
-    for (int c = 1; c < chunks; ++c) sum += grad_partials_[size_t(c) * P + i];
-    grads[i] = sum;
+    double sum = double(grad_partials_[i]);
+    for (int c = 1; c < chunks; ++c) sum += double(grad_partials_[size_t(c) * P + i]);
+    grads[i] = S(sum);
   }
   double total = 0.0;
   for (double l : loss_partials_) total += l;

@@ -17,6 +17,7 @@ void save_checkpoint(const std::filesystem::path& path, const Transformer& model
   file.metadata["format"] = "mesalab-checkpoint";
   file.metadata["format_version"] = std::to_string(kCheckpointFormatVersion);
   file.metadata["step"] = std::to_string(state.step);
+  file.metadata["data_generator"] = std::to_string(state.data_generator);
   file.metadata["config"] = resolved_config.dump();
   file.metadata["mesa_o_layout"] = "rows of a mesa layer's o are head-minor (k*H + h)";
   for (const auto& spec : model.layout().specs()) {
@@ -73,6 +74,15 @@ TrainState load_checkpoint(const std::filesystem::path& path, const Transformer&
     fail("{}: metadata 'step' is missing or not an integer", path.string());
   }
   if (state.step < 0) fail("{}: negative step in metadata", path.string());
+  const auto generator = file.metadata.find("data_generator");
+  state.data_generator = 1;
+  if (generator != file.metadata.end()) {
+    try {
+      state.data_generator = std::stoi(generator->second);
+    } catch (const std::exception&) {
+      fail("{}: metadata 'data_generator' is not an integer", path.string());
+    }
+  }
   const size_t P = model.num_params();
   state.params.resize(P);
   state.adam_m.resize(P);

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "data/sequences.hpp"
 #include "model/transformer.hpp"
 
 namespace mesalab {
@@ -22,6 +23,8 @@ struct TrainState {
   std::vector<float> params, adam_m, adam_v;
   double train_loss_sum = 0.0;  // train losses since the last evaluation
   int64_t train_loss_count = 0;
+  // kDataGeneratorVersion of the build that wrote the checkpoint (1 if it predates the key).
+  int data_generator = kDataGeneratorVersion;
 };
 
 void save_checkpoint(const std::filesystem::path& path, const Transformer& model,

@@ -1,22 +1,17 @@
 #include "train/evaluation.hpp"
 
 #include "core/error.hpp"
-#include "data/tokens.hpp"
 
 namespace mesalab {
+
+TokenSource token_source(const RunConfig& cfg) {
+  return TokenSource{cfg.data, cfg.tokens, cfg.model.token_dim()};
+}
 
 TokenBatch make_token_batch(const RunConfig& cfg, uint64_t seed, RngPurpose purpose, uint64_t step,
                             int batch) {
   TokenBatch b;
-  b.batch = batch;
-  b.seq_len = cfg.data.seq_len;
-  b.dim = observed_dim(cfg.data);
-  b.width = cfg.model.token_dim();
-  b.states = sample_states(cfg.data, seed, purpose, step, batch);
-  b.tokens.resize(size_t(batch) * b.seq_len * b.width);
-  b.labels.resize(size_t(batch) * b.seq_len * b.dim);
-  build_tokens(cfg.tokens, b.states.data(), batch, b.seq_len, b.dim, b.width, b.tokens.data(),
-               b.labels.data());
+  fill_token_batch(token_source(cfg), seed, purpose, step, batch, b);
   return b;
 }
 

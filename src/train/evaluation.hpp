@@ -7,21 +7,17 @@
 #include "core/rng.hpp"
 #include "core/stats.hpp"
 #include "data/sequences.hpp"
+#include "data/token_batch.hpp"
 #include "model/batch_runner.hpp"
 #include "train/run_config.hpp"
 
 namespace mesalab {
 
-struct TokenBatch {
-  int batch = 0, seq_len = 0;
-  int dim = 0;                 // O: observed dim (the model predicts o_{t+1})
-  int width = 0;               // token width
-  std::vector<double> states;  // (B, T+1, O): the observations
-  std::vector<float> tokens;   // (B, T, width)
-  std::vector<float> labels;   // (B, T, O)
-};
+// The data, token format and token width of a run.
+TokenSource token_source(const RunConfig& cfg);
 
-// The batch of sequences drawn for (seed, purpose, step), as tokens of cfg.tokens.
+// The batch of sequences drawn for (seed, purpose, step), as tokens of cfg.tokens, with its
+// states (fill_token_batch).
 TokenBatch make_token_batch(const RunConfig& cfg, uint64_t seed, RngPurpose purpose, uint64_t step,
                             int batch);
 

@@ -8,6 +8,7 @@
 #include "core/eigen_maps.hpp"
 #include "core/rng.hpp"
 #include "model/batch_runner.hpp"
+#include "train/evaluation.hpp"
 #include "train/optimizer.hpp"
 
 namespace mesalab {
@@ -109,6 +110,31 @@ StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds)
   const double fwd = forward_flops(s, bm);
   r.train_gflops = 3 * fwd / (r.train_ms * 1e6);
   r.fwd_gflops = fwd / (r.fwd_ms * 1e6);
+  return r;
+}
+
+EndToEndTiming time_end_to_end(const RunConfig& cfg, double seconds) {
+  const Transformer model(cfg.model);
+  std::vector<float> params(model.num_params()), grads(model.num_params());
+  std::vector<float> m(model.num_params(), 0.0f), v(model.num_params(), 0.0f);
+  model.init_params(params.data(), cfg.train.seed);
+  BatchRunner<float> runner(model, cfg.train.batch_size, cfg.data.seq_len);
+  const TokenSource source = token_source(cfg);
+  TokenBatch batch;
+  int64_t step = 0;
+  auto draw = [&] {
+    fill_token_batch(source, cfg.train.seed, RngPurpose::TrainData, uint64_t(step),
+                     cfg.train.batch_size, batch, /*keep_states=*/false);
+  };
+  auto update = [&] {
+    runner.loss_and_grad(params.data(), batch.tokens.data(), batch.labels.data(), grads.data());
+    adamw_step(cfg.optim, step++, params.data(), grads.data(), m.data(), v.data(), grads.size());
+  };
+  draw();
+  EndToEndTiming r;
+  r.data_ms = median_ms([&] { draw(), ++step; }, seconds);
+  r.model_ms = median_ms(update, seconds);
+  r.step_ms = median_ms([&] { draw(), update(); }, seconds);
   return r;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/transformer.hpp"
+#include "train/run_config.hpp"
 
 namespace mesalab {
 
@@ -40,5 +41,13 @@ double gemm_ceiling_gflops(int n = 1024);
 
 // Median over repetitions (after warm-up) running for about `seconds` per measurement.
 StepTiming time_model(const BenchShape& s, const BenchModel& m, double seconds);
+
+// What a training run of `cfg` pays per step, as medians in ms: drawing its batch alone
+// (data_ms), the model step alone on a fixed batch (forward, backward, AdamW: model_ms), and a
+// real training step that draws its own batch first (step_ms), as train() runs it.
+struct EndToEndTiming {
+  double data_ms = 0, model_ms = 0, step_ms = 0;
+};
+EndToEndTiming time_end_to_end(const RunConfig& cfg, double seconds);
 
 }  // namespace mesalab

@@ -16,6 +16,7 @@
 #include "train/evaluation.hpp"
 #include "train/memory_estimate.hpp"
 #include "train/optimizer.hpp"
+#include "train/phase_times.hpp"
 #include "train/progress.hpp"
 
 namespace mesalab {
@@ -124,6 +125,12 @@ TrainState load_run_checkpoint(const fs::path& ckpt, const RunConfig& cfg,
   return load_checkpoint(ckpt, model);
 }
 
+// A resume under a changed config or generator: on stderr and in RUN/config_changes.log.
+static void log_resume_change(const fs::path& run_dir, const std::string& line) {
+  fmt::print(stderr, "note: {}\n", line);
+  std::ofstream(run_dir / "config_changes.log", std::ios::app) << line << "\n";
+}
+
 // With continue_existing: resume a checkpointed run of the same config, else start afresh.
 static TrainOptions resolve_continue(const RunConfig& cfg, const fs::path& run_dir,
                                      TrainOptions options) {
@@ -164,11 +171,23 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
       if (!changes.empty()) {
         const std::string line = fmt::format("step {}: resumed under a changed config: {}",
                                              state.step, fmt::join(changes, "; "));
-        fmt::print(stderr, "note: {}\n", line);
-        std::ofstream(run_dir / "config_changes.log", std::ios::app) << line << "\n";
+        log_resume_change(run_dir, line);
       }
     } else {
       state = load_run_checkpoint(latest, cfg, model);
+    }
+    if (state.data_generator != kDataGeneratorVersion) {
+      const std::string change = fmt::format(
+          "data generator version {} -> {} (the batches after step {} are drawn "
+          "with other bits than those before)",
+          state.data_generator, kDataGeneratorVersion, state.step);
+      if (!options.allow_config_change)
+        fail(
+            "{} was written by a build whose data generator differs: {}; start the run afresh "
+            "(--force), or resume with --allow-config-change",
+            latest.string(), change);
+      log_resume_change(run_dir, fmt::format("step {}: resumed with {}", state.step, change));
+      state.data_generator = kDataGeneratorVersion;
     }
     truncate_metrics(metrics_path, state.step);
   } else {
@@ -201,6 +220,10 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   std::ofstream metrics(metrics_path, std::ios::app);
   if (!metrics) fail("cannot write {}", metrics_path.string());
   const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed_s = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  PhaseTimes times;
   ProgressLine progress(cfg.name, state.step, cfg.train.steps, options.progress);
   double last_train_loss = NAN, last_test_loss = NAN;
   auto evaluate_and_log = [&](int64_t step) {
@@ -209,8 +232,8 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     json line = {{"step", step},
                  {"test_loss", last_test_loss},
                  {"lr", learning_rate(cfg.optim, step)},
-                 {"elapsed_s",
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+                 {"elapsed_s", elapsed_s()},
+                 {"phase_s", times.to_json()}};
     line["train_loss"] = state.train_loss_count > 0
                              ? json(state.train_loss_sum / double(state.train_loss_count))
                              : json(nullptr);
@@ -222,14 +245,21 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     return curve;
   };
 
+  const TokenSource source = token_source(cfg);
+  TokenBatch batch;
   for (int64_t step = state.step; step < cfg.train.steps; ++step) {
-    if (step % cfg.train.eval_every == 0) evaluate_and_log(step);
-    const TokenBatch batch = make_token_batch(cfg, cfg.train.seed, RngPurpose::TrainData,
-                                              uint64_t(step), cfg.train.batch_size);
+    if (step % cfg.train.eval_every == 0)
+      times.time(Phase::Evaluation, [&] { return evaluate_and_log(step); });
+    times.time(Phase::Data, [&] {
+      fill_token_batch(source, cfg.train.seed, RngPurpose::TrainData, uint64_t(step),
+                       cfg.train.batch_size, batch, /*keep_states=*/false);
+    });
     double loss = 0.0;
     try {
-      loss = train_runner.loss_and_grad(state.params.data(), batch.tokens.data(),
-                                        batch.labels.data(), grads.data());
+      loss = times.time(Phase::Model, [&] {
+        return train_runner.loss_and_grad(state.params.data(), batch.tokens.data(),
+                                          batch.labels.data(), grads.data());
+      });
     } catch (const Error& e) {
       fail_runtime("step {}: {}; training stopped, the last good checkpoint is {} (step {})", step,
                    e.what(), latest_checkpoint_path(run_dir).string(), state.step);
@@ -242,25 +272,30 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
           "is {} (step {})",
           step, bad == "loss" ? "the loss" : "the gradient of tensor '" + bad + "'",
           latest_checkpoint_path(run_dir).string(), state.step);
-    adamw_step(cfg.optim, step, state.params.data(), grads.data(), state.adam_m.data(),
-               state.adam_v.data(), grads.size());
+    times.time(Phase::Optimizer, [&] {
+      adamw_step(cfg.optim, step, state.params.data(), grads.data(), state.adam_m.data(),
+                 state.adam_v.data(), grads.size());
+    });
     state.train_loss_sum += loss;
     state.train_loss_count += 1;
     state.step = step + 1;
     last_train_loss = loss;
     progress.tick(state.step, loss, last_test_loss);
     if (state.step % cfg.train.checkpoint_every == 0 || state.step == cfg.train.steps) {
-      save_checkpoint(ckpt_dir / fmt::format("step_{}.safetensors", state.step), model,
-                      cfg.resolved, state);
-      save_checkpoint(latest_checkpoint_path(run_dir), model, cfg.resolved, state);
+      times.time(Phase::Checkpoint, [&] {
+        save_checkpoint(ckpt_dir / fmt::format("step_{}.safetensors", state.step), model,
+                        cfg.resolved, state);
+        save_checkpoint(latest_checkpoint_path(run_dir), model, cfg.resolved, state);
+      });
     }
   }
   TrainResult result;
   result.run_dir = run_dir;
   result.steps = state.step;
-  result.test_curve = evaluate_and_log(state.step);
+  result.test_curve = times.time(Phase::Evaluation, [&] { return evaluate_and_log(state.step); });
   result.test_loss = last_test_loss;
   progress.finish();
+  if (options.progress) fmt::print(stderr, "{}: {}\n", cfg.name, times.summary(elapsed_s()));
   return result;
 }
 

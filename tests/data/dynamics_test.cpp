@@ -19,22 +19,13 @@
 #include "core/error.hpp"
 #include "data/sequences.hpp"
 #include "data/tokens.hpp"
+#include "test_util.hpp"
 
 namespace mesalab {
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using ConstMap = Eigen::Map<const RowMatrix>;
-
-// Restores the OpenMP thread count when a test that changes it ends, even on failure.
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : saved_(omp_get_max_threads()) {}
-  ~ThreadCountGuard() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 DataConfig config_of(DynamicsKind kind) {
   DataConfig cfg;
@@ -557,7 +548,7 @@ TEST(SequencesDeterminism, EveryKindIsThreadCountIndependent) {
     configs.push_back(cfg);
   }
   constexpr int kBatch = 13;  // not a multiple of the thread count
-  const ThreadCountGuard guard;
+  const testing::ThreadCountGuard guard;
   for (const DataConfig& cfg : configs) {
     const std::string what =
         std::string(dynamics_name(cfg.kind)) + " obs_dim " + std::to_string(cfg.obs_dim);

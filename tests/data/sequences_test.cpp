@@ -10,21 +10,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "test_util.hpp"
 
 namespace mesalab {
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-// Restores the OpenMP thread count when a test that changes it ends, even on failure.
-class ThreadCountGuard {
- public:
-  ThreadCountGuard() : saved_(omp_get_max_threads()) {}
-  ~ThreadCountGuard() { omp_set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
 
 TEST(HaarOrthogonal, IsOrthogonalToMachinePrecision) {
   for (int dim : {1, 2, 3, 10}) {
@@ -195,7 +186,7 @@ TEST(LinearSequence, DeterministicAndThreadCountIndependent) {
   EXPECT_NE(base, draw(2, RngPurpose::TrainData, 7));
   EXPECT_NE(base, draw(1, RngPurpose::TestData, 7));
 
-  const ThreadCountGuard guard;
+  const testing::ThreadCountGuard guard;
   for (int threads : {1, 2, 3}) {
     omp_set_num_threads(threads);
     EXPECT_EQ(0, std::memcmp(base.data(), draw(1, RngPurpose::TrainData, 7).data(), bytes))

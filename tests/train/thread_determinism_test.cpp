@@ -75,6 +75,7 @@ std::vector<json> metrics_without_time(const fs::path& run_dir) {
   for (std::string line; std::getline(in, line);) {
     json j = json::parse(line);
     j.erase("elapsed_s");
+    j.erase("phase_s");
     lines.push_back(j);
   }
   return lines;

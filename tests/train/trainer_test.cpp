@@ -218,6 +218,40 @@ TEST(Checkpoint, CorruptTruncatedAndMismatchedCheckpointsAreClearErrors) {
   }
 }
 
+// A checkpoint written before the data generator changed (no "data_generator" key, i.e.
+// version 1) is not resumed on other data unless asked; the metrics carry the phase times.
+TEST(Trainer, ResumeRefusesACheckpointOfAnotherDataGenerator) {
+  const fs::path dir = fresh_dir("generator");
+  TrainOptions quiet;
+  quiet.progress = false;
+  train(small_config({"train.steps=10"}), dir / "run", quiet);
+  const nlohmann::json last = read_metrics(dir / "run").back();
+  for (const char* phase : {"data", "model", "optimizer", "evaluation", "checkpoint"})
+    EXPECT_TRUE(last["phase_s"].contains(phase)) << last.dump();
+  EXPECT_GT(last["phase_s"]["model"].get<double>(), 0.0);
+
+  SafetensorsFile file = load_safetensors(latest_checkpoint_path(dir / "run"));
+  EXPECT_EQ(file.metadata.at("data_generator"), std::to_string(kDataGeneratorVersion));
+  file.metadata.erase("data_generator");
+  save_safetensors(latest_checkpoint_path(dir / "run"), file);
+  TrainOptions resume = quiet;
+  resume.resume = true;
+  const RunConfig longer = load_run_config(dir / "run", {"train.steps=20"});
+  try {
+    train(longer, dir / "run", resume);
+    ADD_FAILURE() << "resumed on another data generator";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("data generator version 1 -> 2"), std::string::npos)
+        << e.what();
+  }
+  resume.allow_config_change = true;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(train(longer, dir / "run", resume).steps, 20);
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(read_file(dir / "run" / "config_changes.log").find("data generator version 1 -> 2"),
+            std::string::npos);
+}
+
 TEST(Checkpoint, FlippedTensorBytesExtraTensorsAndOldFilesWithoutChecksum) {
   const fs::path dir = fresh_dir("ckpt_integrity");
   const RunConfig cfg = small_config({"model.layers=3"});
