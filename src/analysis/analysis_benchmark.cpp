@@ -61,7 +61,8 @@ std::vector<AnalysisTiming> time_analyses(int repeats) {
   const std::vector<double> revalg_params = revalg_d_params(revalg, c.layers);
   const std::vector<TokenBatch> test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
-  BatchRunner<float> runner(mixed, cfg.train.test_batch_size, cfg.data.seq_len);
+  BatchRunner<float> runner(mixed, cfg.train.test_batch_size, cfg.data.seq_len,
+                            /*forward_only=*/true);
   out.push_back({"interpolated model: weights + one test-set evaluation",
                  median_seconds(repeats,
                                 [&] {

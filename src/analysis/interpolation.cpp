@@ -85,7 +85,7 @@ InterpolationResult interpolate_run(const RunConfig& cfg, const std::vector<floa
   const int T = cfg.data.seq_len, B = cfg.train.test_batch_size;
   const std::vector<TokenBatch> test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, B);
-  BatchRunner<float> mixed_runner(mixed, B, T);
+  BatchRunner<float> mixed_runner(mixed, B, T, /*forward_only=*/true);
 
   InterpolationResult result;
   result.alpha = alpha;

@@ -92,7 +92,7 @@ LayerActivations collect_activations(const Transformer& model, const float* para
   acts.layers = L;
   acts.width = E;
   acts.values.resize(size_t(L + 1) * T * B * E);
-  BatchRunner<float> runner(model, B, T);
+  BatchRunner<float> runner(model, B, T, /*forward_only=*/true);
   runner.forward_chunks(
       params, batch.tokens.data(), batch.labels.data(),
       [&](int first, int count, const Workspace<float>& ws) {

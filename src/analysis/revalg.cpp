@@ -496,7 +496,7 @@ ClosedFormComparison compare_closed_form(const RunConfig& cfg, const Transformer
   out.coefficients = revalg_coefficients(out.heads, cfg.tokens == TokenFormat::ConstructedMasked);
 
   const std::vector<TokenBatch> test_set = make_test_set(cfg, seed, count, B);
-  BatchRunner<float> runner(model, B, T);
+  BatchRunner<float> runner(model, B, T, /*forward_only=*/true);
   const std::vector<double> model_curve = per_step_loss(runner, params.data(), test_set);
   const BaselineReport baselines = run_baselines(cfg.data, seed, count, B);
   out.gd_eta = baselines.gd_eta;

@@ -103,7 +103,8 @@ RevAlgDComparison compare_revalg_d(const RunConfig& cfg, const Transformer& mode
   const int T = cfg.data.seq_len, B = cfg.train.test_batch_size;
   const std::vector<TokenBatch> test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, B);
-  BatchRunner<float> model_runner(model, B, T), revalg_runner(revalg, B, T);
+  BatchRunner<float> model_runner(model, B, T, /*forward_only=*/true),
+      revalg_runner(revalg, B, T, /*forward_only=*/true);
   out.curves = {{"model", per_step_loss(model_runner, params.data(), test_set)},
                 {"revalg_d", per_step_loss(revalg_runner, revalg_float.data(), test_set)}};
   return out;

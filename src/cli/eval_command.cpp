@@ -24,7 +24,8 @@ int run_eval(const EvalArgs& a) {
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_run_checkpoint(ckpt, cfg, model);
-  BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len);
+  BatchRunner<float> runner(model, cfg.train.test_batch_size, cfg.data.seq_len,
+                            /*forward_only=*/true);
   const auto test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
   const std::vector<double> curve = per_step_loss(runner, state.params.data(), test_set);

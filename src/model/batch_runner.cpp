@@ -10,12 +10,13 @@
 namespace mesalab {
 
 template <class S>
-BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len)
+BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len, bool forward_only)
     : model_(model), batch_(batch), seq_len_(seq_len) {
   if (batch < 1 || seq_len < 1) fail("batch size and sequence length must be >= 1");
   const int threads = std::max(1, omp_get_max_threads());
   for (int i = 0; i < threads; ++i)
-    workspaces_.push_back(model.make_workspace<S>(std::min(batch, kChunkSequences), seq_len));
+    workspaces_.push_back(
+        model.make_workspace<S>(std::min(batch, kChunkSequences), seq_len, forward_only));
   loss_partials_.assign(size_t(num_chunks()), 0.0);
 }
 

@@ -16,7 +16,10 @@ inline constexpr int kChunkSequences = 8;
 template <class S>
 class BatchRunner {
  public:
-  BatchRunner(const Transformer& model, int batch, int seq_len);
+  // forward_only: workspaces for token_errors / forward_chunks alone (Transformer::
+  // make_workspace's forward_only: no gradient buffers, 2 of T mesa inverse states);
+  // loss_and_grad on such a runner is an Error.
+  BatchRunner(const Transformer& model, int batch, int seq_len, bool forward_only = false);
 
   int batch() const { return batch_; }
   int seq_len() const { return seq_len_; }

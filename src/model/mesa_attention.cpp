@@ -25,11 +25,11 @@ constexpr int kFastKeySize = 20;
 //   L  (T, T)     causal logits L[t,i] = p_t . x_i for i <= t (the upper part is never read)
 //   norms (4, T)  ||q_t||, ||k_t||, ||x_t||, ||L[t, :t]||
 //   work (4, K)   temporaries of the recursion
-//   R  (T, K, K)  R_1 .. R_T
+//   R  (T, K, K)  R_1 .. R_T; forward-only: (2, K, K), R_t and R_{t-1} in turn
 // followed by one (T, K) buffer shared by all heads for the output in head-major order.
 struct CacheLayout {
   size_t p, qn, yn, logits, norms, work, r, head_block;
-  explicit CacheLayout(const AttentionShape& s) {
+  CacheLayout(const AttentionShape& s, bool keep_inverses) {
     const size_t T = size_t(s.seq_len), K = size_t(s.key_size);
     p = 0;
     qn = p + T * K;
@@ -38,7 +38,7 @@ struct CacheLayout {
     norms = logits + T * T;
     work = norms + 4 * T;
     r = work + 4 * K;
-    head_block = r + T * K * K;
+    head_block = r + (keep_inverses ? T : 2) * K * K;
   }
 };
 
@@ -85,9 +85,10 @@ struct RecursionArgs {
   const S* q;  // queries q_t, row stride qs
   Eigen::Index qs;
   S* p;     // (T, K) out: p_t
-  S* r;     // (T, K, K) out: R_1 .. R_T
+  S* r;     // (T, K, K) out: R_1 .. R_T, or (2, K, K) with R_t at t % 2 if !keep_inverses
   S* work;  // (4, K) temporaries
   int head, seq;
+  bool keep_inverses;
 };
 
 // Sherman-Morrison recursion for one (b, h); KC = K at compile time or Eigen::Dynamic.
@@ -116,8 +117,11 @@ void sherman_morrison_forward(const RecursionArgs<S>& a) {
           "positive and finite)",
           a.head, t, a.seq, d);
     u *= S(1) / std::sqrt(d);
-    const S* r_prev = a.r + size_t(t > 0 ? t - 1 : 0) * K * K;
-    S* r_cur = a.r + size_t(t) * K * K;
+    // Forward-only, R_t overwrites R_{t-2}: the same arithmetic in a two-slot ring.
+    const size_t slot = a.keep_inverses ? size_t(t) : size_t(t % 2);
+    const size_t prev_slot = a.keep_inverses ? size_t(t > 0 ? t - 1 : 0) : size_t((t + 1) % 2);
+    const S* r_prev = a.r + prev_slot * K * K;
+    S* r_cur = a.r + slot * K * K;
     const S* q = a.q + t * a.qs;
     const S* x_next = a.x + (t + 1 < a.T ? t + 1 : t) * a.xs;  // unused at the last step
     p.setZero();
@@ -175,8 +179,9 @@ void schlag_rows_backward(const UHat& u_hat, const S* norms, const DUHat& du_hat
 
 }  // namespace
 
-size_t mesa_attention_cache_size(const AttentionShape& s) {
-  return CacheLayout(s).head_block * s.batch * s.heads + size_t(s.seq_len) * s.key_size;
+size_t mesa_attention_cache_size(const AttentionShape& s, bool keep_inverses) {
+  return CacheLayout(s, keep_inverses).head_block * s.batch * s.heads +
+         size_t(s.seq_len) * s.key_size;
 }
 
 size_t mesa_attention_scratch_size(const AttentionShape& s) { return ScratchLayout(s).total; }
@@ -189,9 +194,9 @@ size_t mesa_attention_scratch_size(const AttentionShape& s) { return ScratchLayo
 // written head-minor: out[(b, t), k*H + h] = A[t, k].
 template <class S>
 void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, const S* q, const S* k,
-                            const S* v, const S* lambdas, S* cache, S* out) {
+                            const S* v, const S* lambdas, S* cache, S* out, bool keep_inverses) {
   const int T = s.seq_len, K = s.key_size, H = s.heads, HK = s.width();
-  const CacheLayout lay(s);
+  const CacheLayout lay(s, keep_inverses);
   for (int h = 0; h < H; ++h)
     if (!(lambdas[h] > 0) || !std::isfinite(lambdas[h]))
       fail_runtime("mesa head {}: lambda = {} (must be positive and finite)", h, lambdas[h]);
@@ -223,8 +228,9 @@ void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, con
       }
       auto Y = mat(yp, T, K, stride);
       auto P = mat(c + lay.p, T, K);
-      const RecursionArgs<S> args{T,      K,        lambdas[h], v + off,      HK, qp,
-                                  stride, P.data(), c + lay.r,  c + lay.work, h,  b};
+      const RecursionArgs<S> args{T,  K,      lambdas[h],   v + off,   HK,
+                                  qp, stride, P.data(),     c + lay.r, c + lay.work,
+                                  h,  b,      keep_inverses};
       if (K == kFastKeySize)
         sherman_morrison_forward<S, kFastKeySize>(args);
       else
@@ -266,7 +272,7 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
                              const S* k, const S* v, const S* lambdas, const S* cache,
                              const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch) {
   const int T = s.seq_len, K = s.key_size, H = s.heads, HK = s.width();
-  const CacheLayout lay(s);
+  const CacheLayout lay(s, /*keep_inverses=*/true);
   const ScratchLayout sl(s);
   auto dA = mat(scratch + sl.d_out, T, K);
   auto dP = mat(scratch + sl.dp, T, K);
@@ -346,7 +352,7 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
 
 #define MESALAB_INSTANTIATE(S)                                                                   \
   template void mesa_attention_forward<S>(const AttentionShape&, const MesaOptions&, const S*,   \
-                                          const S*, const S*, const S*, S*, S*);                 \
+                                          const S*, const S*, const S*, S*, S*, bool);           \
   template void mesa_attention_backward<S>(const AttentionShape&, const MesaOptions&, const S*,  \
                                            const S*, const S*, const S*, const S*, const S*, S*, \
                                            S*, S*, S*, S*);

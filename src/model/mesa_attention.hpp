@@ -55,16 +55,22 @@ struct MesaOptions {
 };
 
 // Cache: per (sequence, head) p_t, the normalised q and y, the logits, norms and R_1..R_T
-// (about T*K*K values, 20400 for T=50, K=20). Scratch: 4*T*K + T*T values.
-size_t mesa_attention_cache_size(const AttentionShape& s);
+// (about T*K*K values, 20400 for T=50, K=20; 78% of the cache). Without the inverses
+// (keep_inverses = false, a forward that no backward follows: evaluation, probes) only two
+// K x K states are kept, 2*K*K + 3*T*K + T*T + 4*T + 4*K values. Scratch: 4*T*K + T*T values.
+size_t mesa_attention_cache_size(const AttentionShape& s, bool keep_inverses = true);
 size_t mesa_attention_scratch_size(const AttentionShape& s);
 
 // q, k, v: (B, T, H*K) head-major; out: (B, T, K*H) head-minor; lambdas: (H).
+// keep_inverses = false runs the same arithmetic but keeps only R_t and R_{t-1}: the output
+// is bit-identical, and the cache (sized for it) cannot feed a backward.
 template <class S>
 void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, const S* q, const S* k,
-                            const S* v, const S* lambdas, S* cache, S* out);
+                            const S* v, const S* lambdas, S* cache, S* out,
+                            bool keep_inverses = true);
 
-// Overwrites dq, dk, dv; accumulates into d_lambdas (H).
+// Overwrites dq, dk, dv; accumulates into d_lambdas (H). The cache must come from a forward
+// with keep_inverses = true.
 template <class S>
 void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, const S* q,
                              const S* k, const S* v, const S* lambdas, const S* cache,

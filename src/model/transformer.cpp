@@ -109,19 +109,19 @@ void Transformer::init_params(S* params, uint64_t seed) const {
   }
 }
 
-static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s) {
+static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s, bool forward_only) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_cache_size(s);
     case MixerKind::Softmax:
       return softmax_attention_cache_size(s);
     case MixerKind::Mesa:
-      return mesa_attention_cache_size(s);
+      return mesa_attention_cache_size(s, /*keep_inverses=*/!forward_only);
   }
   return 0;
 }
 
-WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len) const {
+WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len, bool forward_only) const {
   if (max_batch < 1 || seq_len < 1) fail("workspace needs batch >= 1 and seq_len >= 1");
   const size_t L = size_t(config_.layers());
   const size_t N = size_t(max_batch) * seq_len, E = config_.embed_dim;
@@ -133,7 +133,7 @@ WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len) const {
   w.y = L * N * E;
   w.qkv = L * 3 * N * HK;
   w.mixed = L * N * HK;
-  for (MixerKind kind : config_.mixers) w.cache += mixer_cache_size(kind, s);
+  for (MixerKind kind : config_.mixers) w.cache += mixer_cache_size(kind, s, forward_only);
   if (c.layer_norm) w.attn_in = L * N * E;
   if (c.mlp) {
     w.mid = L * N * E;
@@ -150,16 +150,18 @@ WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len) const {
   w.scratch = std::max({size_t(seq_len) * seq_len, mesa_attention_scratch_size(s),
                         c.mlp ? N * size_t(c.mlp_hidden) : size_t(0)});
   w.lambdas = size_t(config_.heads);
+  if (forward_only) w.d_branch = w.dx = w.dmixed = w.dqkv = w.scratch = 0;
   return w;
 }
 
 template <class S>
-Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
-  const WorkspaceSizes w = workspace_sizes(max_batch, seq_len);
+Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forward_only) const {
+  const WorkspaceSizes w = workspace_sizes(max_batch, seq_len, forward_only);
   const AttentionShape s = shape(max_batch, seq_len);
   Workspace<S> ws;
   ws.max_batch = max_batch;
   ws.seq_len = seq_len;
+  ws.forward_only = forward_only;
   ws.x.resize(w.x);
   ws.y.resize(w.y);
   ws.qkv.resize(w.qkv);
@@ -167,7 +169,7 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
   size_t cache_total = 0;
   for (MixerKind kind : config_.mixers) {
     ws.cache_offset.push_back(cache_total);
-    cache_total += mixer_cache_size(kind, s);
+    cache_total += mixer_cache_size(kind, s, forward_only);
   }
   ws.cache.resize(w.cache);
   ws.attn_in.resize(w.attn_in);
@@ -193,14 +195,15 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len) const {
 
 template <class S>
 static void mixer_forward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
-                          const S* q, const S* k, const S* v, const S* lambdas, S* cache, S* out) {
+                          const S* q, const S* k, const S* v, const S* lambdas, S* cache, S* out,
+                          bool forward_only) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_forward(s, q, k, v, cache, out);
     case MixerKind::Softmax:
       return softmax_attention_forward(s, q, k, v, cache, out);
     case MixerKind::Mesa:
-      return mesa_attention_forward(s, mesa, q, k, v, lambdas, cache, out);
+      return mesa_attention_forward(s, mesa, q, k, v, lambdas, cache, out, !forward_only);
   }
 }
 
@@ -239,6 +242,8 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
                         S* grad_tokens) const {
   if (batch < 1 || batch > ws.max_batch)
     fail("chunk of {} sequences does not fit the workspace", batch);
+  if (grads != nullptr && ws.forward_only)
+    fail("a backward pass needs a workspace made without forward_only");
   const int T = ws.seq_len, L = config_.layers(), E = config_.embed_dim, D = config_.data_dim;
   const int HK = config_.heads * config_.key_size;
   const size_t N = size_t(batch) * T, NE = N * E;
@@ -299,7 +304,7 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
       mixer_forward(kind, s, config_.mesa, q, k, v, lambdas,
-                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed);
+                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed, ws.forward_only);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
     }
@@ -439,7 +444,7 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
 
 #define MESALAB_INSTANTIATE(S)                                                                 \
   template void Transformer::init_params<S>(S*, uint64_t) const;                               \
-  template Workspace<S> Transformer::make_workspace<S>(int, int) const;                        \
+  template Workspace<S> Transformer::make_workspace<S>(int, int, bool) const;                  \
   template double Transformer::run<S>(const S*, const S*, const S*, int, Workspace<S>&, S*, S, \
                                       double*, S*) const;
 MESALAB_INSTANTIATE(float)

@@ -61,6 +61,9 @@ template <class S>
 struct Workspace {
   int max_batch = 0;
   int seq_len = 0;
+  // Made for forward passes only: no gradient buffers, and mesa layers keep two of their T
+  // inverse states (mesa_attention_forward's keep_inverses = false).
+  bool forward_only = false;
   std::vector<S> x;           // (L+1) x (N, E): residual stream entering layer l; x[L] = output
   std::vector<S> y;           // L x (N, E): pre-clip residual sums
   std::vector<S> attn_in;     // L x (N, E): LN1(x) (with LayerNorm)
@@ -111,9 +114,11 @@ class Transformer {
   template <class S>
   void init_params(S* params, uint64_t seed) const;
 
-  WorkspaceSizes workspace_sizes(int max_batch, int seq_len) const;
+  // forward_only: a workspace for run() without grads (evaluation, analyses): no gradient
+  // buffers, and 2 instead of T inverse states per mesa head; its forward is bit-identical.
+  WorkspaceSizes workspace_sizes(int max_batch, int seq_len, bool forward_only = false) const;
   template <class S>
-  Workspace<S> make_workspace(int max_batch, int seq_len) const;
+  Workspace<S> make_workspace(int max_batch, int seq_len, bool forward_only = false) const;
 
   // Forward over `batch` sequences (batch <= ws.max_batch); tokens (B,T,token_dim()),
   // labels (B,T,D).

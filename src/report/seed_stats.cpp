@@ -53,7 +53,7 @@ std::vector<double> test_seed_curve(const LoadedRun& run, const std::vector<uint
                                     int batch) {
   std::vector<TokenBatch> batches;
   for (uint64_t seed : test_seeds) batches.push_back(make_test_set(run.cfg, seed, 1, batch)[0]);
-  BatchRunner<float> runner(run.model, batch, run.cfg.data.seq_len);
+  BatchRunner<float> runner(run.model, batch, run.cfg.data.seq_len, /*forward_only=*/true);
   return per_step_loss(runner, run.state.params.data(), batches);
 }
 

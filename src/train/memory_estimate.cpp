@@ -23,17 +23,19 @@ std::string human(double bytes) {
 }
 
 // One runner of `batch` sequences: a workspace per thread and a loss partial per chunk.
-double runner_bytes(const Transformer& model, int batch, int seq_len, int threads) {
-  const WorkspaceSizes w = model.workspace_sizes(std::min(batch, kChunkSequences), seq_len);
+double runner_bytes(const Transformer& model, int batch, int seq_len, int threads,
+                    bool forward_only) {
+  const WorkspaceSizes w =
+      model.workspace_sizes(std::min(batch, kChunkSequences), seq_len, forward_only);
   const double chunks = std::ceil(double(batch) / kChunkSequences);
   return double(threads) * double(w.total()) * sizeof(float) + chunks * sizeof(double);
 }
 
-// Tokens and labels (float) and the observed and hidden states (double) of `batch` sequences.
-double batch_bytes(const RunConfig& cfg, double batch) {
+// Tokens and labels (float) of `batch` sequences, and their observed states (double) if kept
+// (the test set keeps them, the training batch does not).
+double batch_bytes(const RunConfig& cfg, double batch, bool with_states) {
   const double T = cfg.data.seq_len, D = cfg.model.data_dim, W = cfg.model.token_dim();
-  const double hidden = cfg.data.dim;
-  return batch * (T * (W + D) * sizeof(float) + (T + 1) * (D + hidden) * sizeof(double));
+  return batch * (T * (W + D) * sizeof(float) + (with_states ? (T + 1) * D * sizeof(double) : 0));
 }
 
 }  // namespace
@@ -45,9 +47,10 @@ MemoryEstimate estimate_training_memory(const RunConfig& cfg, int threads) {
   const int B = cfg.train.batch_size, TB = cfg.train.test_batch_size, T = cfg.data.seq_len;
   const double params = 4.0 * P * sizeof(float);  // params, m, v, gradients
   const double partials = std::ceil(double(B) / kChunkSequences) * P * sizeof(float);
-  const double workspaces =
-      runner_bytes(model, B, T, threads) + runner_bytes(model, TB, T, threads);
-  const double data = batch_bytes(cfg, B) + batch_bytes(cfg, double(cfg.train.test_batches) * TB);
+  const double workspaces = runner_bytes(model, B, T, threads, /*forward_only=*/false) +
+                            runner_bytes(model, TB, T, threads, /*forward_only=*/true);
+  const double data = batch_bytes(cfg, B, /*with_states=*/false) +
+                      batch_bytes(cfg, double(cfg.train.test_batches) * TB, /*with_states=*/true);
   MemoryEstimate e;
   e.bytes = params + partials + workspaces + data;
   e.breakdown = fmt::format(

@@ -104,8 +104,12 @@ StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds)
         adamw_step(optim, step++, params.data(), grads.data(), m.data(), v.data(), grads.size());
       },
       seconds);
+  // Forwards as evaluations and analyses run them: on a forward-only runner.
+  BatchRunner<float> forward_runner(model, s.batch, s.seq_len, /*forward_only=*/true);
   r.fwd_ms = median_ms(
-      [&] { runner.token_errors(params.data(), tokens.data(), labels.data(), sq_err.data()); },
+      [&] {
+        forward_runner.token_errors(params.data(), tokens.data(), labels.data(), sq_err.data());
+      },
       seconds);
   const double fwd = forward_flops(s, bm);
   r.train_gflops = 3 * fwd / (r.train_ms * 1e6);

@@ -212,7 +212,8 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
 
   const DataConfig& data = cfg.data;
   BatchRunner<float> train_runner(model, cfg.train.batch_size, data.seq_len);
-  BatchRunner<float> test_runner(model, cfg.train.test_batch_size, data.seq_len);
+  BatchRunner<float> test_runner(model, cfg.train.test_batch_size, data.seq_len,
+                                 /*forward_only=*/true);
   const std::vector<TokenBatch> test_set =
       make_test_set(cfg, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
   std::vector<float> grads(model.num_params());

@@ -64,6 +64,28 @@ TEST(BatchRunner, ReducesChunkPartialsInDouble) {
   EXPECT_GT(float_sum_differs, 0U);
 }
 
+// Evaluation runners keep no gradient buffers and two mesa inverse states instead of T: the
+// same per-token errors bit for bit, and a backward on them is refused.
+TEST(BatchRunner, ForwardOnlyRunnerGivesTheSameErrorsForEveryLayerKind) {
+  ModelConfig cfg = small_model();
+  cfg.mixers = {MixerKind::Mesa, MixerKind::Linear, MixerKind::Softmax};
+  const Transformer model(cfg);
+  constexpr int kT = 12, kBatch = 2 * kChunkSequences + 3;
+  std::vector<float> params(model.num_params()), grads(model.num_params());
+  model.init_params(params.data(), 5);
+  for (float& p : params) p *= 500.0f;  // O(0.1) weights: outputs far from zero
+  const std::vector<float> tokens =
+      random_floats(size_t(kBatch) * kT * model.config().token_dim(), 4);
+  const std::vector<float> labels = random_floats(size_t(kBatch) * kT * model.config().data_dim, 6);
+  BatchRunner<float> full(model, kBatch, kT), forward_only(model, kBatch, kT, true);
+  std::vector<double> a(size_t(kBatch) * kT), b(a.size());
+  full.token_errors(params.data(), tokens.data(), labels.data(), a.data());
+  forward_only.token_errors(params.data(), tokens.data(), labels.data(), b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_THROW(
+      forward_only.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data()), Error);
+}
+
 // A runner sized for one thread refuses to run on two instead of indexing past its
 // workspaces.
 TEST(BatchRunner, MoreThreadsThanAtConstructionIsAnError) {

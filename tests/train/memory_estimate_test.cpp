@@ -31,6 +31,9 @@ TEST(MemoryEstimate, WorkspaceSizesAreWhatMakeWorkspaceAllocates) {
     const Transformer model(cfg.model);
     const auto ws = model.make_workspace<float>(8, 13);
     EXPECT_EQ(model.workspace_sizes(8, 13).total(), allocated(ws)) << testing::PrintToString(sets);
+    const auto forward_ws = model.make_workspace<float>(8, 13, /*forward_only=*/true);
+    EXPECT_EQ(model.workspace_sizes(8, 13, true).total(), allocated(forward_ws));
+    EXPECT_LT(allocated(forward_ws), allocated(ws));
   }
 }
 
