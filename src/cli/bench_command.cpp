@@ -25,6 +25,7 @@ struct BenchArgs {
   double seconds = 2.0;
   bool include_mesa = true;
   bool analyses = false;
+  bool scaling = false;
 };
 
 int run_analysis_bench(const BenchArgs& a) {
@@ -44,8 +45,58 @@ int run_analysis_bench(const BenchArgs& a) {
   return 0;
 }
 
+// How cost grows with the sequence length (B = 64) and the batch (T = 50), one layer of each
+// kind at E=40 H=4 K=20: train ms, its growth over the previous row, and the training
+// runner's workspace memory.
+int run_scaling_bench(const BenchArgs& a) {
+  struct Point {
+    int batch, seq_len;
+  };
+  std::vector<Point> points;
+  for (int T : {50, 100, 200, 400, 800, 1600}) points.push_back({64, T});
+  for (int B : {64, 128, 256, 512, 1024}) points.push_back({B, 50});
+  nlohmann::json records = nlohmann::json::array();
+  if (!a.json)
+    fmt::print(
+        "cpu: {}, threads: {}, one layer, E=40 H=4 K=20\n\n{:<8} {:>5} {:>5} {:>10} {:>8} {:>12}\n",
+        cpu_model(), omp_get_max_threads(), "model", "B", "T", "train ms", "growth",
+        "workspace MB");
+  for (MixerKind kind : {MixerKind::Linear, MixerKind::Softmax, MixerKind::Mesa}) {
+    double previous_ms = 0.0;
+    for (size_t i = 0; i < points.size(); ++i) {
+      BenchShape shape;
+      shape.batch = points[i].batch;
+      shape.seq_len = points[i].seq_len;
+      const StepTiming t = time_model(shape, {kind, 1}, a.seconds, /*min_reps=*/3);
+      // Growth over the previous row of the same sweep (none at a sweep's first row).
+      const bool first_of_sweep = i == 0 || (points[i].seq_len == 50 && points[i].batch == 64);
+      const double growth = first_of_sweep ? 0.0 : t.train_ms / previous_ms;
+      previous_ms = t.train_ms;
+      records.push_back({{"kind", t.kind},
+                         {"batch", shape.batch},
+                         {"seq_len", shape.seq_len},
+                         {"train_ms", t.train_ms},
+                         {"fwd_ms", t.fwd_ms},
+                         {"growth", growth},
+                         {"workspace_bytes", t.workspace_bytes}});
+      if (!a.json)
+        fmt::print("{:<8} {:>5} {:>5} {:>10.2f} {:>8} {:>12.1f}\n", t.kind, shape.batch,
+                   shape.seq_len, t.train_ms,
+                   growth > 0 ? fmt::format("{:.2f}x", growth) : std::string("-"),
+                   t.workspace_bytes / 1048576.0);
+    }
+  }
+  if (a.json)
+    fmt::print("{}\n",
+               nlohmann::json{
+                   {"cpu", cpu_model()}, {"threads", omp_get_max_threads()}, {"scaling", records}}
+                   .dump());
+  return 0;
+}
+
 int run_bench(const BenchArgs& a) {
   if (a.analyses) return run_analysis_bench(a);
+  if (a.scaling) return run_scaling_bench(a);
   const BenchShape shape;
   const double ceiling = gemm_ceiling_gflops();
   const std::vector<BenchModel> configs = {
@@ -106,6 +157,8 @@ Command add_bench_command(CLI::App& root) {
   app->add_flag("--json", args->json, "one JSON record per configuration");
   app->add_option("--seconds", args->seconds, "time per measurement")->check(CLI::PositiveNumber);
   app->add_flag("!--no-mesa", args->include_mesa, "skip the mesa configurations");
+  app->add_flag("--scaling", args->scaling,
+                "time one layer of each kind at T = 50..1600 (B = 64) and B = 64..1024 (T = 50)");
   app->add_flag(
       "--analyses", args->analyses,
       "time the analyses instead (probe grid of a 6-layer model, RevAlg-d, interpolation)");

@@ -78,7 +78,7 @@ double gemm_ceiling_gflops(int n) {
   return 2.0 * double(n) * n * n / (ms * 1e6);
 }
 
-StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds) {
+StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds, int min_reps) {
   const ModelConfig cfg = bench_config(s, bm);
   const Transformer model(cfg);
   std::vector<float> params(model.num_params()), grads(model.num_params());
@@ -103,17 +103,21 @@ StepTiming time_model(const BenchShape& s, const BenchModel& bm, double seconds)
         runner.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data());
         adamw_step(optim, step++, params.data(), grads.data(), m.data(), v.data(), grads.size());
       },
-      seconds);
+      seconds, min_reps);
   // Forwards as evaluations and analyses run them: on a forward-only runner.
   BatchRunner<float> forward_runner(model, s.batch, s.seq_len, /*forward_only=*/true);
   r.fwd_ms = median_ms(
       [&] {
         forward_runner.token_errors(params.data(), tokens.data(), labels.data(), sq_err.data());
       },
-      seconds);
+      seconds, min_reps);
   const double fwd = forward_flops(s, bm);
   r.train_gflops = 3 * fwd / (r.train_ms * 1e6);
   r.fwd_gflops = fwd / (r.fwd_ms * 1e6);
+  r.workspace_bytes =
+      double(omp_get_max_threads()) *
+      double(model.workspace_sizes(std::min(s.batch, kChunkSequences), s.seq_len).total()) *
+      sizeof(float);
   return r;
 }
 

@@ -29,6 +29,7 @@ struct StepTiming {
   double train_ms = 0, fwd_ms = 0;
   double train_gflops = 0, fwd_gflops = 0;  // GFLOP/s
   double fraction_of_ceiling = 0;           // train_gflops / ceiling
+  double workspace_bytes = 0;               // the training runner's workspaces, all threads
 };
 
 // Flops of one forward, per layer: 2 B T E (H K) 4 (projections) + 4 B H T^2 K (scores and
@@ -40,7 +41,8 @@ double forward_flops(const BenchShape& s, const BenchModel& m);
 double gemm_ceiling_gflops(int n = 1024);
 
 // Median over repetitions (after warm-up) running for about `seconds` per measurement.
-StepTiming time_model(const BenchShape& s, const BenchModel& m, double seconds);
+// min_reps: at least this many timed repetitions, even when they take longer than `seconds`.
+StepTiming time_model(const BenchShape& s, const BenchModel& m, double seconds, int min_reps = 5);
 
 // What a training run of `cfg` pays per step, as medians in ms: drawing its batch alone
 // (data_ms), the model step alone on a fixed batch (forward, backward, AdamW: model_ms), and a
