@@ -5,6 +5,7 @@
 #include <cstddef>
 
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 
 namespace mesalab {
 
@@ -28,11 +29,10 @@ std::vector<double> per_step_curve(const double* states, int batch, int seq_len,
                                    const SeqErrors& seq_errors) {
   const size_t per_seq = size_t(seq_len + 1) * dim;
   std::vector<double> errors(size_t(batch) * seq_len);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * per_seq, seq_len + 1, dim);
     seq_errors(seq, errors.data() + size_t(b) * seq_len);
-  }
+  });
   std::vector<double> curve(seq_len, 0.0);
   for (int b = 0; b < batch; ++b) {
     for (int t = 0; t < seq_len; ++t) curve[t] += errors[size_t(b) * seq_len + t];
@@ -126,13 +126,12 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim) {
   check_shape("tune_gd_eta", batch, seq_len, dim);
   const size_t per_seq = size_t(seq_len + 1) * dim;
   std::vector<double> gy(batch), gg(batch);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * per_seq, seq_len + 1, dim);
     const RowMatrix g = gd_directions(seq);
     gy[b] = (g.array() * seq.bottomRows(seq_len).array()).sum();
     gg[b] = g.squaredNorm();
-  }
+  });
   double num = 0.0;
   double den = 0.0;
   for (int b = 0; b < batch; ++b) {
@@ -148,8 +147,8 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim) {
   return num / den;
 }
 
-BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches,
-                             int batch_size, double ridge) {
+BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches, int batch_size,
+                             double ridge) {
   validate(cfg);
   if (test_batches < 1) fail("run_baselines: test_batches must be >= 1, got {}", test_batches);
   if (batch_size < 1) fail("run_baselines: batch_size must be >= 1, got {}", batch_size);
@@ -160,8 +159,7 @@ BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batc
   const int d = cfg.dim;
   // The tuning sequences come from their own stream purpose, so eta never sees the test set.
   constexpr int kTuningBatch = 512;
-  const std::vector<double> tuning =
-      sample_states(cfg, seed, RngPurpose::Tuning, 0, kTuningBatch);
+  const std::vector<double> tuning = sample_states(cfg, seed, RngPurpose::Tuning, 0, kTuningBatch);
 
   BaselineReport report;
   report.gd_eta = tune_gd_eta(tuning.data(), kTuningBatch, t_len, d);

@@ -118,8 +118,7 @@ std::vector<double> preconditioned_inputs(const double* states, int batch, int s
   if (!(lambda > 0.0) || !std::isfinite(lambda))
     fail("preconditioned_inputs: lambda must be finite and > 0, got {}", lambda);
   std::vector<double> out(size_t(seq_len) * batch * dim);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstRows seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(dim, dim);
     Eigen::LLT<Eigen::MatrixXd> llt(dim);
@@ -130,7 +129,7 @@ std::vector<double> preconditioned_inputs(const double* states, int batch, int s
       Eigen::Map<Eigen::VectorXd>(out.data() + (size_t(t) * batch + b) * dim, dim) = llt.solve(u);
       gram.noalias() += u * u.transpose();
     }
-  }
+  });
   return out;
 }
 

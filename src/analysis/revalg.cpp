@@ -7,6 +7,7 @@
 
 #include "analysis/baselines.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/stats.hpp"
 #include "data/sequences.hpp"
 #include "model/batch_runner.hpp"
@@ -257,8 +258,7 @@ std::vector<double> revalg_predictions(const RevAlgCoefficients& w, const double
                                        int seq_len, int dim, double clip) {
   check_shape("revalg_predictions", batch, seq_len, dim);
   std::vector<double> preds(size_t(batch) * seq_len * dim);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>> out(preds.data() + size_t(b) * seq_len * dim, seq_len, dim);
     const ClosedFormFeatures f = closed_form_features(seq);
@@ -267,7 +267,7 @@ std::vector<double> revalg_predictions(const RevAlgCoefficients& w, const double
       for (int k = 0; k < 2; ++k)
         for (int v = 0; v < 2; ++v) out += w[q][k][v] * f[feature_index(q, k, v)];
     if (clip > 0.0) out = out.cwiseMax(-clip).cwiseMin(clip);
-  }
+  });
   return preds;
 }
 
@@ -284,8 +284,7 @@ RevAlgCoefficients fit_revalg_coefficients(const double* states, int batch, int 
   // Per sequence: G_mn = sum_t f_m(t) . f_n(t),  r_m = sum_t f_m(t) . s_{t+1}.
   std::vector<Normal> gram(static_cast<size_t>(batch));
   std::vector<Vector> rhs(static_cast<size_t>(batch));
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     const ClosedFormFeatures f = closed_form_features(seq);
     const auto labels = seq.bottomRows(seq_len);
@@ -294,7 +293,7 @@ RevAlgCoefficients fit_revalg_coefficients(const double* states, int batch, int 
       for (int n = 0; n <= m; ++n)
         gram[size_t(b)](m, n) = gram[size_t(b)](n, m) = (f[m].array() * f[n].array()).sum();
     }
-  }
+  });
   Normal g = Normal::Zero();
   Vector r = Vector::Zero();
   for (int b = 0; b < batch; ++b) {
@@ -322,12 +321,11 @@ double tune_clipped_gd_eta(const double* states, int batch, int seq_len, int dim
   if (!(clip > 0.0)) return eta0;
   // g: (B, T, D) once; loss(eta) = sum |clip(eta g) - y|^2, summed in a fixed order.
   std::vector<double> g(size_t(batch) * seq_len * dim);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>>(g.data() + size_t(b) * seq_len * dim, seq_len, dim) =
         gd_directions(seq);
-  }
+  });
   const auto loss = [&](double eta) {
     double sum = 0.0;
     for (int b = 0; b < batch; ++b) {
@@ -395,8 +393,7 @@ GdW0Fit fit_gd_w0(const double* states, int batch, int seq_len, int dim) {
     double gg = 0.0, gy = 0.0;
   };
   std::vector<Stats> per_seq(static_cast<size_t>(batch));
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     const RowMatrix<double> g = gd_directions(seq);
     const auto inputs = seq.topRows(seq_len);     // (T, D): s_1..s_T
@@ -407,7 +404,7 @@ GdW0Fit fit_gd_w0(const double* states, int batch, int seq_len, int dim) {
     st.r = inputs.transpose() * labels;
     st.gg = g.squaredNorm();
     st.gy = (g.array() * labels.array()).sum();
-  }
+  });
   Eigen::MatrixXd s = Eigen::MatrixXd::Zero(dim, dim);
   Eigen::MatrixXd x = Eigen::MatrixXd::Zero(dim, dim);
   Eigen::MatrixXd r = Eigen::MatrixXd::Zero(dim, dim);
@@ -456,13 +453,12 @@ std::vector<double> gd_w0_curve(const GdW0Fit& fit, const double* states, int ba
   }
   const Eigen::Map<const RowMatrix<double>> w0(fit.w0.data(), dim, dim);
   std::vector<double> preds(size_t(batch) * seq_len * dim);
-#pragma omp parallel for schedule(static)
-  for (int b = 0; b < batch; ++b) {
+  parallel_for(batch, [&](int b) {
     const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>> out(preds.data() + size_t(b) * seq_len * dim, seq_len, dim);
     out.noalias() = seq.topRows(seq_len) * w0;
     out += fit.eta * gd_directions(seq);
-  }
+  });
   return curve_of_predictions(preds, states, batch, seq_len, dim);
 }
 
