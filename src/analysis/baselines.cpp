@@ -11,9 +11,6 @@ namespace mesalab {
 
 namespace {
 
-using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstSeq = Eigen::Map<const RowMatrix>;
-
 void check_shape(const char* what, int batch, int seq_len, int dim) {
   if (batch < 1 || seq_len < 1 || dim < 1) {
     fail("{}: batch, seq_len and dim must be >= 1, got {}, {}, {}", what, batch, seq_len, dim);
@@ -30,7 +27,7 @@ std::vector<double> per_step_curve(const double* states, int batch, int seq_len,
   const size_t per_seq = size_t(seq_len + 1) * dim;
   std::vector<double> errors(size_t(batch) * seq_len);
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * per_seq, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * per_seq, seq_len + 1, dim);
     seq_errors(seq, errors.data() + size_t(b) * seq_len);
   });
   std::vector<double> curve(seq_len, 0.0);
@@ -41,12 +38,13 @@ std::vector<double> per_step_curve(const double* states, int batch, int seq_len,
   return curve;
 }
 
-// g_t = C_t s_t with C_t = sum_{i<t} s_{i+1} s_i^T, for t = 1..T (row t-1 of g).
+}  // namespace
+
 // C is accumulated after use, so the pair (s_t, s_{t+1}) never informs the prediction at t.
-RowMatrix gd_directions(const ConstSeq& seq) {
+RowMatrix<double> gd_directions(const ConstSequence& seq) {
   const int seq_len = int(seq.rows()) - 1;
   const int dim = int(seq.cols());
-  RowMatrix g(seq_len, dim);
+  RowMatrix<double> g(seq_len, dim);
   Eigen::MatrixXd c = Eigen::MatrixXd::Zero(dim, dim);
   for (int k = 0; k < seq_len; ++k) {
     g.row(k).noalias() = seq.row(k) * c.transpose();
@@ -55,20 +53,21 @@ RowMatrix gd_directions(const ConstSeq& seq) {
   return g;
 }
 
-}  // namespace
-
 std::vector<double> zero_predictor_curve(const double* states, int batch, int seq_len, int dim) {
   check_shape("zero_predictor_curve", batch, seq_len, dim);
-  return per_step_curve(states, batch, seq_len, dim, [seq_len](const ConstSeq& seq, double* err) {
-    for (int k = 0; k < seq_len; ++k) err[k] = seq.row(k + 1).squaredNorm();
-  });
+  return per_step_curve(states, batch, seq_len, dim,
+                        [seq_len](const ConstSequence& seq, double* err) {
+                          for (int k = 0; k < seq_len; ++k) err[k] = seq.row(k + 1).squaredNorm();
+                        });
 }
 
 std::vector<double> copy_predictor_curve(const double* states, int batch, int seq_len, int dim) {
   check_shape("copy_predictor_curve", batch, seq_len, dim);
-  return per_step_curve(states, batch, seq_len, dim, [seq_len](const ConstSeq& seq, double* err) {
-    for (int k = 0; k < seq_len; ++k) err[k] = (seq.row(k + 1) - seq.row(k)).squaredNorm();
-  });
+  return per_step_curve(states, batch, seq_len, dim,
+                        [seq_len](const ConstSequence& seq, double* err) {
+                          for (int k = 0; k < seq_len; ++k)
+                            err[k] = (seq.row(k + 1) - seq.row(k)).squaredNorm();
+                        });
 }
 
 // pred_t = C_t (A_t + ridge I)^{-1} s_t, with A and C as running sums: O(D^3) per step instead
@@ -81,7 +80,7 @@ std::vector<double> least_squares_curve(const double* states, int batch, int seq
   }
   return per_step_curve(
       states, batch, seq_len, dim,
-      [seq_len, dim, ridge, include_latest_pair](const ConstSeq& seq, double* err) {
+      [seq_len, dim, ridge, include_latest_pair](const ConstSequence& seq, double* err) {
         Eigen::MatrixXd a = Eigen::MatrixXd::Zero(dim, dim);
         Eigen::MatrixXd c = Eigen::MatrixXd::Zero(dim, dim);
         Eigen::MatrixXd reg(dim, dim);
@@ -112,8 +111,8 @@ std::vector<double> least_squares_curve(const double* states, int batch, int seq
 std::vector<double> gd1_curve(const double* states, int batch, int seq_len, int dim, double eta) {
   check_shape("gd1_curve", batch, seq_len, dim);
   return per_step_curve(states, batch, seq_len, dim,
-                        [seq_len, eta](const ConstSeq& seq, double* err) {
-                          const RowMatrix g = gd_directions(seq);
+                        [seq_len, eta](const ConstSequence& seq, double* err) {
+                          const RowMatrix<double> g = gd_directions(seq);
                           for (int k = 0; k < seq_len; ++k) {
                             err[k] = (eta * g.row(k) - seq.row(k + 1)).squaredNorm();
                           }
@@ -127,8 +126,8 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim) {
   const size_t per_seq = size_t(seq_len + 1) * dim;
   std::vector<double> gy(batch), gg(batch);
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * per_seq, seq_len + 1, dim);
-    const RowMatrix g = gd_directions(seq);
+    const ConstSequence seq(states + size_t(b) * per_seq, seq_len + 1, dim);
+    const RowMatrix<double> g = gd_directions(seq);
     gy[b] = (g.array() * seq.bottomRows(seq_len).array()).sum();
     gg[b] = g.squaredNorm();
   });

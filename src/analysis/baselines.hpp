@@ -10,10 +10,19 @@
 #include <utility>
 #include <vector>
 
+#include "core/eigen_maps.hpp"
 #include "core/stats.hpp"
 #include "data/sequences.hpp"
 
 namespace mesalab {
+
+// One sequence's states s_1..s_{T+1}, (T + 1, D) row-major.
+using ConstSequence = Eigen::Map<const RowMatrix<double>>;
+
+// GD-1's direction at every step of one sequence, g_t = C_t s_t with
+// C_t = sum_{i<t} s_{i+1} s_i^T, i.e. g_t = sum_{i<t} (s_i . s_t) s_{i+1}, t = 1..T (row t-1
+// of the (T, D) result): the pair (s_t, s_{t+1}) never informs the prediction at t.
+RowMatrix<double> gd_directions(const ConstSequence& seq);
 
 // pred_t = 0.
 std::vector<double> zero_predictor_curve(const double* states, int batch, int seq_len, int dim);
@@ -51,8 +60,8 @@ struct BaselineReport {
 // Tunes eta on one held-out batch of 512 sequences (RngPurpose::Tuning, step 0), then averages
 // each baseline's per-t curve over the test set: batches step = 0..test_batches-1 of
 // RngPurpose::TestData with this seed.
-BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches,
-                             int batch_size, double ridge = 1e-3);
+BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches, int batch_size,
+                             double ridge = 1e-3);
 
 // {"gd_eta": eta, "baselines": [{"name", "mean_loss", "curve": [T values]}, ...]}.
 nlohmann::json baseline_report_json(const BaselineReport& report);

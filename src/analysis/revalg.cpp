@@ -17,8 +17,6 @@ namespace mesalab {
 
 namespace {
 
-using ConstSeq = Eigen::Map<const RowMatrix<double>>;
-
 // The state type carried by each token slot: -1 = none (a zero slot), 0 = cur (s_t),
 // 1 = prev (s_{t-1}); with masked inputs slot 1 is zero too.
 constexpr std::array<int, kTokenSlots> kSlotType = {-1, 0, 0, 1};
@@ -54,20 +52,6 @@ std::vector<double> curve_of_predictions(const std::vector<double>& preds, const
   return curve;
 }
 
-// GD's direction g_t^T = s_t^T sum_{i<=t} s_{i-1} s_i^T = sum_{i<=t} (s_t . s_{i-1}) s_i^T
-// (s_0 = 0) for t = 1..T, row t-1 of the result (T, D). seq: (T + 1, D).
-RowMatrix<double> gd_directions(const ConstSeq& seq) {
-  const int seq_len = int(seq.rows()) - 1;
-  const int dim = int(seq.cols());
-  RowMatrix<double> g(seq_len, dim);
-  Eigen::MatrixXd c = Eigen::MatrixXd::Zero(dim, dim);  // sum_{i<=t} s_{i-1} s_i^T
-  for (int k = 0; k < seq_len; ++k) {
-    if (k > 0) c.noalias() += seq.row(k - 1).transpose() * seq.row(k);
-    g.row(k).noalias() = seq.row(k) * c;
-  }
-  return g;
-}
-
 // The closed form's features f_qkv(t) = x_q(t)^T C_kv(t), t = 1..T (row t-1), with
 // x_0(i) = s_i, x_1(i) = s_{i-1} (s_0 = 0) and running C_kv(t) = sum_{i<=t} x_k(i) x_v(i)^T
 // (the causal sum includes i = t); feature_index(q, k, v) = 4q + 2k + v. seq: (T + 1, D);
@@ -77,7 +61,7 @@ using ClosedFormFeatures = std::array<RowMatrix<double>, kClosedFormTerms>;
 
 constexpr int feature_index(int q, int k, int v) { return 4 * q + 2 * k + v; }
 
-ClosedFormFeatures closed_form_features(const ConstSeq& seq) {
+ClosedFormFeatures closed_form_features(const ConstSequence& seq) {
   const int seq_len = int(seq.rows()) - 1;
   const int dim = int(seq.cols());
   ClosedFormFeatures f;
@@ -259,7 +243,7 @@ std::vector<double> revalg_predictions(const RevAlgCoefficients& w, const double
   check_shape("revalg_predictions", batch, seq_len, dim);
   std::vector<double> preds(size_t(batch) * seq_len * dim);
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>> out(preds.data() + size_t(b) * seq_len * dim, seq_len, dim);
     const ClosedFormFeatures f = closed_form_features(seq);
     out.setZero();
@@ -285,7 +269,7 @@ RevAlgCoefficients fit_revalg_coefficients(const double* states, int batch, int 
   std::vector<Normal> gram(static_cast<size_t>(batch));
   std::vector<Vector> rhs(static_cast<size_t>(batch));
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     const ClosedFormFeatures f = closed_form_features(seq);
     const auto labels = seq.bottomRows(seq_len);
     for (int m = 0; m < kClosedFormTerms; ++m) {
@@ -322,7 +306,7 @@ double tune_clipped_gd_eta(const double* states, int batch, int seq_len, int dim
   // g: (B, T, D) once; loss(eta) = sum |clip(eta g) - y|^2, summed in a fixed order.
   std::vector<double> g(size_t(batch) * seq_len * dim);
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>>(g.data() + size_t(b) * seq_len * dim, seq_len, dim) =
         gd_directions(seq);
   });
@@ -394,7 +378,7 @@ GdW0Fit fit_gd_w0(const double* states, int batch, int seq_len, int dim) {
   };
   std::vector<Stats> per_seq(static_cast<size_t>(batch));
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     const RowMatrix<double> g = gd_directions(seq);
     const auto inputs = seq.topRows(seq_len);     // (T, D): s_1..s_T
     const auto labels = seq.bottomRows(seq_len);  // (T, D): s_2..s_{T+1}
@@ -454,7 +438,7 @@ std::vector<double> gd_w0_curve(const GdW0Fit& fit, const double* states, int ba
   const Eigen::Map<const RowMatrix<double>> w0(fit.w0.data(), dim, dim);
   std::vector<double> preds(size_t(batch) * seq_len * dim);
   parallel_for(batch, [&](int b) {
-    const ConstSeq seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
+    const ConstSequence seq(states + size_t(b) * (seq_len + 1) * dim, seq_len + 1, dim);
     Eigen::Map<RowMatrix<double>> out(preds.data() + size_t(b) * seq_len * dim, seq_len, dim);
     out.noalias() = seq.topRows(seq_len) * w0;
     out += fit.eta * gd_directions(seq);

@@ -26,12 +26,15 @@ BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len, bo
 template <class S>
 template <class ChunkFn>
 void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
+  // Workspaces were made for omp_get_max_threads() at construction; a later, larger thread
+  // count (omp_set_num_threads) must not index past them.
+  if (size_t(omp_get_max_threads()) > workspaces_.size())
+    fail_runtime("BatchRunner: {} threads, but workspaces for {} were made at construction",
+                 omp_get_max_threads(), workspaces_.size());
   parallel_for(num_chunks(), [&](int c) {
     const int first = c * kChunkSequences;
     const int count = std::min(kChunkSequences, batch_ - first);
     const size_t thread = size_t(omp_get_thread_num());
-    // Workspaces were made for omp_get_max_threads() at construction; a later, larger
-    // thread count (omp_set_num_threads) must not index past them.
     if (thread >= workspaces_.size())
       fail_runtime("BatchRunner: thread {} has no workspace ({} made at construction)", thread,
                    workspaces_.size());
