@@ -42,9 +42,11 @@ struct CacheLayout {
   }
 };
 
-// Backward scratch, reused for every (b, h): dA, dP, dQ, dY (T, K each), D (T, T), work (K).
+// Backward scratch, reused for every (b, h): dA, dP, dQ, dY (T, K each), D (T, T), work (K),
+// and for a cache without inverses the recomputed R_1..R_T (T, K, K), p (T, K) and the
+// recursion's temporaries (4, K).
 struct ScratchLayout {
-  size_t d_out, dp, dq, dy, dl, work, total;
+  size_t d_out, dp, dq, dy, dl, work, r, p, r_work, total;
   explicit ScratchLayout(const AttentionShape& s) {
     const size_t T = size_t(s.seq_len), K = size_t(s.key_size);
     d_out = 0;
@@ -53,7 +55,10 @@ struct ScratchLayout {
     dy = dq + T * K;
     dl = dy + T * K;
     work = dl + T * T;
-    total = work + K;
+    r = work + K;
+    p = r + T * K * K;
+    r_work = p + T * K;
+    total = r_work + 4 * K;
   }
 };
 
@@ -143,6 +148,14 @@ void sherman_morrison_forward(const RecursionArgs<S>& a) {
   }
 }
 
+template <class S>
+void run_recursion(const RecursionArgs<S>& args) {
+  if (args.K == kFastKeySize)
+    sherman_morrison_forward<S, kFastKeySize>(args);
+  else
+    sherman_morrison_forward<S, Eigen::Dynamic>(args);
+}
+
 // dq_t = R_t dp_t = sum_j dp_{t,j} R_t[j,:] for t = 1..T with the stored R_t.
 template <class S, int KC>
 void apply_stored_inverses(int T, int K, const S* r, const S* dp, S* dq, S* work) {
@@ -228,13 +241,8 @@ void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, con
       }
       auto Y = mat(yp, T, K, stride);
       auto P = mat(c + lay.p, T, K);
-      const RecursionArgs<S> args{T,  K,      lambdas[h],   v + off,   HK,
-                                  qp, stride, P.data(),     c + lay.r, c + lay.work,
-                                  h,  b,      keep_inverses};
-      if (K == kFastKeySize)
-        sherman_morrison_forward<S, kFastKeySize>(args);
-      else
-        sherman_morrison_forward<S, Eigen::Dynamic>(args);
+      run_recursion(RecursionArgs<S>{T, K, lambdas[h], v + off, HK, qp, stride, P.data(), c + lay.r,
+                                     c + lay.work, h, b, keep_inverses});
 
       auto L = mat(c + lay.logits, T, T);
       L.template triangularView<Eigen::Lower>() = P * X.transpose();
@@ -267,12 +275,15 @@ void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, con
 // and, as dM_0 / dlambda = -I / lambda^2,  dlambda = -tr(G_1) / lambda^2
 //                                                  = sum_t dq_t . p_t / lambda^2.
 // The SchlagNorm backward (u_hat = u / (||u|| + eps)) is applied last.
+// Without the inverses in the cache (inverses_in_cache = false) the backward first reruns the
+// recursion of the (b, h) into scratch: the same arithmetic as the forward, so the same R_t.
 template <class S>
 void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, const S* q,
                              const S* k, const S* v, const S* lambdas, const S* cache,
-                             const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch) {
+                             const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch,
+                             bool inverses_in_cache) {
   const int T = s.seq_len, K = s.key_size, H = s.heads, HK = s.width();
-  const CacheLayout lay(s, /*keep_inverses=*/true);
+  const CacheLayout lay(s, inverses_in_cache);
   const ScratchLayout sl(s);
   auto dA = mat(scratch + sl.d_out, T, K);
   auto dP = mat(scratch + sl.dp, T, K);
@@ -309,11 +320,18 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
         }
       }
       dP.noalias() = Dl * X;
+      const S* inverses = c + lay.r;
+      if (!inverses_in_cache) {
+        run_recursion(RecursionArgs<S>{T, K, lambda, v + off, HK, Q.data(), Q.outerStride(),
+                                       scratch + sl.p, scratch + sl.r, scratch + sl.r_work, h, b,
+                                       /*keep_inverses=*/true});
+        inverses = scratch + sl.r;
+      }
       if (K == kFastKeySize)
-        apply_stored_inverses<S, kFastKeySize>(T, K, c + lay.r, dP.data(), dQ.data(),
+        apply_stored_inverses<S, kFastKeySize>(T, K, inverses, dP.data(), dQ.data(),
                                                scratch + sl.work);
       else
-        apply_stored_inverses<S, Eigen::Dynamic>(T, K, c + lay.r, dP.data(), dQ.data(),
+        apply_stored_inverses<S, Eigen::Dynamic>(T, K, inverses, dP.data(), dQ.data(),
                                                  scratch + sl.work);
 
       D.template triangularView<Eigen::Lower>() -= dQ * X.transpose();
@@ -355,7 +373,7 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
                                           const S*, const S*, const S*, S*, S*, bool);           \
   template void mesa_attention_backward<S>(const AttentionShape&, const MesaOptions&, const S*,  \
                                            const S*, const S*, const S*, const S*, const S*, S*, \
-                                           S*, S*, S*, S*);
+                                           S*, S*, S*, S*, bool);
 MESALAB_INSTANTIATE(float)
 MESALAB_INSTANTIATE(double)
 #undef MESALAB_INSTANTIATE

@@ -56,8 +56,9 @@ struct MesaOptions {
 
 // Cache: per (sequence, head) p_t, the normalised q and y, the logits, norms and R_1..R_T
 // (about T*K*K values, 20400 for T=50, K=20; 78% of the cache). Without the inverses
-// (keep_inverses = false, a forward that no backward follows: evaluation, probes) only two
-// K x K states are kept, 2*K*K + 3*T*K + T*T + 4*T + 4*K values. Scratch: 4*T*K + T*T values.
+// (keep_inverses = false: a forward that no backward follows, or one whose backward
+// recomputes them) only two K x K states are kept, 2*K*K + 3*T*K + T*T + 4*T + 4*K values.
+// Scratch: 4*T*K + T*T + K values, plus T*K*K + T*K + 4*K for recomputed inverses.
 size_t mesa_attention_cache_size(const AttentionShape& s, bool keep_inverses = true);
 size_t mesa_attention_scratch_size(const AttentionShape& s);
 
@@ -69,11 +70,13 @@ void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, con
                             const S* v, const S* lambdas, S* cache, S* out,
                             bool keep_inverses = true);
 
-// Overwrites dq, dk, dv; accumulates into d_lambdas (H). The cache must come from a forward
-// with keep_inverses = true.
+// Overwrites dq, dk, dv; accumulates into d_lambdas (H). inverses_in_cache must equal the
+// forward's keep_inverses: with false the backward first recomputes each head's R_1..R_T
+// into scratch (bit-identical gradients, a cache a quarter the size).
 template <class S>
 void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, const S* q,
                              const S* k, const S* v, const S* lambdas, const S* cache,
-                             const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch);
+                             const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch,
+                             bool inverses_in_cache = true);
 
 }  // namespace mesalab

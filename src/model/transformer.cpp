@@ -109,14 +109,14 @@ void Transformer::init_params(S* params, uint64_t seed) const {
   }
 }
 
-static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s, bool forward_only) {
+static size_t mixer_cache_size(MixerKind kind, const AttentionShape& s, bool keep_inverses) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_cache_size(s);
     case MixerKind::Softmax:
       return softmax_attention_cache_size(s);
     case MixerKind::Mesa:
-      return mesa_attention_cache_size(s, /*keep_inverses=*/!forward_only);
+      return mesa_attention_cache_size(s, /*keep_inverses=*/keep_inverses);
   }
   return 0;
 }
@@ -133,7 +133,8 @@ WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len, bool for
   w.y = L * N * E;
   w.qkv = L * 3 * N * HK;
   w.mixed = L * N * HK;
-  for (MixerKind kind : config_.mixers) w.cache += mixer_cache_size(kind, s, forward_only);
+  const bool keep_inverses = !forward_only && !config_.mesa_recompute_inverses;
+  for (MixerKind kind : config_.mixers) w.cache += mixer_cache_size(kind, s, keep_inverses);
   if (c.layer_norm) w.attn_in = L * N * E;
   if (c.mlp) {
     w.mid = L * N * E;
@@ -169,7 +170,7 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forwar
   size_t cache_total = 0;
   for (MixerKind kind : config_.mixers) {
     ws.cache_offset.push_back(cache_total);
-    cache_total += mixer_cache_size(kind, s, forward_only);
+    cache_total += mixer_cache_size(kind, s, !forward_only && !config_.mesa_recompute_inverses);
   }
   ws.cache.resize(w.cache);
   ws.attn_in.resize(w.attn_in);
@@ -196,21 +197,22 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forwar
 template <class S>
 static void mixer_forward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
                           const S* q, const S* k, const S* v, const S* lambdas, S* cache, S* out,
-                          bool forward_only) {
+                          bool keep_inverses) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_forward(s, q, k, v, cache, out);
     case MixerKind::Softmax:
       return softmax_attention_forward(s, q, k, v, cache, out);
     case MixerKind::Mesa:
-      return mesa_attention_forward(s, mesa, q, k, v, lambdas, cache, out, !forward_only);
+      return mesa_attention_forward(s, mesa, q, k, v, lambdas, cache, out, keep_inverses);
   }
 }
 
 template <class S>
 static void mixer_backward(MixerKind kind, const AttentionShape& s, const MesaOptions& mesa,
                            const S* q, const S* k, const S* v, const S* lambdas, const S* cache,
-                           const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch) {
+                           const S* d_out, S* dq, S* dk, S* dv, S* d_lambdas, S* scratch,
+                           bool inverses_in_cache) {
   switch (kind) {
     case MixerKind::Linear:
       return linear_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
@@ -218,7 +220,7 @@ static void mixer_backward(MixerKind kind, const AttentionShape& s, const MesaOp
       return softmax_attention_backward(s, q, k, v, cache, d_out, dq, dk, dv, scratch);
     case MixerKind::Mesa:
       return mesa_attention_backward(s, mesa, q, k, v, lambdas, cache, d_out, dq, dk, dv, d_lambdas,
-                                     scratch);
+                                     scratch, inverses_in_cache);
   }
 }
 
@@ -304,7 +306,8 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
       mixer_forward(kind, s, config_.mesa, q, k, v, lambdas,
-                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed, ws.forward_only);
+                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed,
+                    !ws.forward_only && !c.mesa_recompute_inverses);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
     }
@@ -403,7 +406,7 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     try {
       mixer_backward(kind, s, config_.mesa, q, k, v, lambdas,
                      ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv, d_lambdas,
-                     ws.scratch.data());
+                     ws.scratch.data(), !c.mesa_recompute_inverses);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}) backward: {}", l, mixer_name(kind), e.what()),
                   e.kind());

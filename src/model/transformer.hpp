@@ -48,6 +48,10 @@ struct ModelConfig {
   // Debugging aid, not part of the model: check every layer's output and gradient for
   // NaN/inf and name the first one found (costs one pass over the activations).
   bool detect_anomaly = false;
+  // Engine choice, not part of the model: mesa layers recompute their inverse states in the
+  // backward instead of keeping them in the cache (bit-identical; config
+  // train.mesa_recompute_inverses).
+  bool mesa_recompute_inverses = false;
 
   int layers() const { return int(mixers.size()); }
   bool embedding() const { return input_dim > 0; }

@@ -42,7 +42,9 @@ double batch_bytes(const RunConfig& cfg, double batch, bool with_states) {
 
 MemoryEstimate estimate_training_memory(const RunConfig& cfg, int threads) {
   threads = std::max(1, threads);
-  const Transformer model(cfg.model);
+  ModelConfig model_config = cfg.model;
+  model_config.mesa_recompute_inverses = cfg.train.mesa_recompute_inverses;
+  const Transformer model(model_config);
   const double P = double(model.num_params());
   const int B = cfg.train.batch_size, TB = cfg.train.test_batch_size, T = cfg.data.seq_len;
   const double params = 4.0 * P * sizeof(float);  // params, m, v, gradients

@@ -22,7 +22,8 @@ struct TrainSettings {
   int test_batches = 10;
   int test_batch_size = 256;
   int64_t checkpoint_every = 1000;
-  int threads = 0;  // 0: all cores (results do not depend on it)
+  int threads = 0;                       // 0: all cores (results do not depend on it)
+  bool mesa_recompute_inverses = false;  // memory for time; results do not depend on it
   std::string runs_dir = "runs";
   int64_t inject_nan_at_step = -1;  // testing hook: poison the gradient at this step
 };

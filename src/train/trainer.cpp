@@ -94,8 +94,9 @@ static std::string first_bad_tensor(const Transformer& model, const float* grads
 }
 
 std::vector<std::string> run_config_differences(const json& stored, const json& requested) {
-  static const std::vector<std::string> may_change = {"train.steps", "train.threads",
-                                                      "train.runs_dir"};
+  // Keys that do not change a single bit of the run (or only extend it).
+  static const std::vector<std::string> may_change = {
+      "train.steps", "train.threads", "train.runs_dir", "train.mesa_recompute_inverses"};
   const json a = flatten_config(stored), b = flatten_config(requested);
   std::vector<std::string> differences;
   auto differs = [&](const std::string& key) {
@@ -155,6 +156,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   check_training_memory(cfg, omp_get_max_threads(), available_memory_bytes());
   ModelConfig model_config = cfg.model;
   model_config.detect_anomaly = options.detect_anomaly;
+  model_config.mesa_recompute_inverses = cfg.train.mesa_recompute_inverses;
   const Transformer model(model_config);
   const fs::path ckpt_dir = run_dir / "ckpt", metrics_path = run_dir / "metrics.jsonl";
 

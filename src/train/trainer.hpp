@@ -54,7 +54,8 @@ std::filesystem::path checkpoint_to_read(const std::filesystem::path& run_dir,
                                          const std::string& chosen);
 
 // The keys whose values differ between two resolved configs, ignoring those a resume may
-// change (train.steps, train.threads, train.runs_dir), as "key: a -> b" lines.
+// change (train.steps, train.threads, train.runs_dir, train.mesa_recompute_inverses), as
+// "key: a -> b" lines.
 std::vector<std::string> run_config_differences(const nlohmann::json& stored,
                                                 const nlohmann::json& requested);
 

@@ -66,9 +66,10 @@ struct Grads {
 // Gradient of sum(out * g). d_lambdas starts at `lambda_offset` to check accumulation;
 // dq/dk/dv start at a sentinel to check they are overwritten.
 template <class S>
-Grads backward(const MixerCase& c, const std::vector<double>& g, double lambda_offset = 0.0) {
+Grads backward(const MixerCase& c, const std::vector<double>& g, double lambda_offset = 0.0,
+               bool keep_inverses = true) {
   std::vector<S> cache;
-  forward<S>(c, &cache);
+  forward<S>(c, &cache, keep_inverses);
   const auto q = cast<S>(c.q), k = cast<S>(c.k), v = cast<S>(c.v), lam = cast<S>(c.lambdas);
   const auto d_out = cast<S>(g);
   const S sentinel = S(123.0);
@@ -78,7 +79,7 @@ Grads backward(const MixerCase& c, const std::vector<double>& g, double lambda_o
       std::max(size_t(c.shape.seq_len) * c.shape.seq_len, mesa_attention_scratch_size(c.shape)));
   mesa_attention_backward(c.shape, c.opt, q.data(), k.data(), v.data(), lam.data(), cache.data(),
                           d_out.data(), dq.data(), dk.data(), dv.data(), dlam.data(),
-                          scratch.data());
+                          scratch.data(), keep_inverses);
   auto up = [](const std::vector<S>& x) { return std::vector<double>(x.begin(), x.end()); };
   return {up(dq), up(dk), up(dv), up(dlam)};
 }
@@ -188,6 +189,25 @@ TEST(MesaAttention, ForwardOnlyIsBitIdenticalToTheStoredForward) {
   }
   const AttentionShape paper{8, 50, 4, 20};
   EXPECT_GT(mesa_attention_cache_size(paper), 3 * mesa_attention_cache_size(paper, false));
+}
+
+// A backward that recomputes R_1..R_T from the inputs gives the stored-R gradients bit for bit
+// (float, every option, both key-size paths).
+TEST(MesaAttention, RecomputedInversesGiveTheStoredGradients) {
+  for (const AttentionShape& shape : {AttentionShape{2, 30, 2, 20}, AttentionShape{3, 9, 2, 5}}) {
+    for (int mask = 0; mask < 8; ++mask) {
+      MixerCase c = random_case(shape, {0.7, 2.0}, 22);
+      c.opt = {bool(mask & 1), bool(mask & 2), bool(mask & 4)};
+      const auto g = random_vector(c.size(), 23);
+      const Grads stored = backward<float>(c, g, 0.5),
+                  recomputed = backward<float>(c, g, 0.5, false);
+      SCOPED_TRACE("K " + std::to_string(shape.key_size) + " options mask " + std::to_string(mask));
+      EXPECT_EQ(stored.dq, recomputed.dq);
+      EXPECT_EQ(stored.dk, recomputed.dk);
+      EXPECT_EQ(stored.dv, recomputed.dv);
+      EXPECT_EQ(stored.dlambda, recomputed.dlambda);
+    }
+  }
 }
 
 TEST(MesaAttention, OptionsMatchDirectSolve) {

@@ -15,6 +15,7 @@
 #include "model/batch_runner.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluation.hpp"
+#include "train/memory_estimate.hpp"
 
 namespace mesalab {
 namespace {
@@ -216,6 +217,28 @@ TEST(Checkpoint, CorruptTruncatedAndMismatchedCheckpointsAreClearErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers.0.q"), std::string::npos) << e.what();
   }
+}
+
+// Recomputing the mesa inverses in the backward changes memory and time, not one bit; the
+// key may change on resume.
+TEST(Trainer, MesaRecomputedInversesTrainBitIdentically) {
+  const fs::path dir = fresh_dir("recompute");
+  TrainOptions quiet;
+  quiet.progress = false;
+  const std::vector<std::string> mesa = {"model.layer=mesa", "model.layers=2", "train.steps=10"};
+  std::vector<std::string> recompute = mesa;
+  recompute.push_back("train.mesa_recompute_inverses=true");
+  train(small_config(mesa), dir / "stored", quiet);
+  train(small_config(recompute), dir / "recomputed", quiet);
+  const Transformer model(small_config(mesa).model);
+  const TrainState a = load_checkpoint(latest_checkpoint_path(dir / "stored"), model);
+  const TrainState b = load_checkpoint(latest_checkpoint_path(dir / "recomputed"), model);
+  EXPECT_EQ(a.params, b.params);
+  EXPECT_EQ(a.adam_v, b.adam_v);
+  EXPECT_LT(estimate_training_memory(small_config(recompute), 2).bytes,
+            estimate_training_memory(small_config(mesa), 2).bytes);
+  EXPECT_TRUE(run_config_differences(small_config(mesa).resolved, small_config(recompute).resolved)
+                  .empty());
 }
 
 // A checkpoint written before the data generator changed (no "data_generator" key, i.e.
