@@ -90,6 +90,16 @@ void BatchRunner<S>::forward_chunks(const S* params, const S* tokens, const S* l
   });
 }
 
+template <class S>
+std::pair<double, double> BatchRunner<S>::thread_seconds() const {
+  std::pair<double, double> sum{0.0, 0.0};
+  for (const Workspace<S>& ws : workspaces_) {
+    sum.first += ws.forward_seconds;
+    sum.second += ws.backward_seconds;
+  }
+  return sum;
+}
+
 template class BatchRunner<float>;
 template class BatchRunner<double>;
 

@@ -5,6 +5,7 @@
 // its own gradient partial; partials and losses are then summed in chunk order. Hence the
 // result is bit-identical for any number of OpenMP threads.
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "model/transformer.hpp"
@@ -22,6 +23,8 @@ class BatchRunner {
   BatchRunner(const Transformer& model, int batch, int seq_len, bool forward_only = false);
 
   int batch() const { return batch_; }
+  // Thread-seconds spent in the model's forward and backward parts by all chunks so far.
+  std::pair<double, double> thread_seconds() const;
   int seq_len() const { return seq_len_; }
 
   // loss = sum_(b,t,d) (pred - label)^2 / (2 B T); grads (overwritten) = d loss / d params.

@@ -1,6 +1,7 @@
 #include "model/transformer.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "core/eigen_maps.hpp"
@@ -242,6 +243,10 @@ template <class S>
 double Transformer::run(const S* params, const S* tokens, const S* labels, int batch,
                         Workspace<S>& ws, S* grads, S grad_scale, double* sq_err_per_token,
                         S* grad_tokens) const {
+  const auto started = std::chrono::steady_clock::now();
+  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   if (batch < 1 || batch > ws.max_batch)
     fail("chunk of {} sequences does not fit the workspace", batch);
   if (grads != nullptr && ws.forward_only)
@@ -356,7 +361,9 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     if (sq_err_per_token) sq_err_per_token[n] = token_err;
     total += token_err;
   }
+  ws.forward_seconds += seconds_since(started);
   if (!grads) return total;
+  const auto backward_started = std::chrono::steady_clock::now();
   // pred = x_L Wout:  dWout += x_L^T dpred,  dx_L = dpred Wout^T.
   if (c.embedding()) {
     auto dPred = mat(static_cast<const S*>(d_pred), N, D);
@@ -442,6 +449,7 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
   } else if (grad_tokens) {
     std::copy(dx, dx + NE, grad_tokens);
   }
+  ws.backward_seconds += seconds_since(backward_started);
   return total;
 }
 

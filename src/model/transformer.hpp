@@ -84,6 +84,9 @@ struct Workspace {
   std::vector<size_t> cache_offset;
   std::vector<S> dx, dmixed, dqkv, scratch;
   std::vector<S> lambdas, d_lambdas;  // (H): effective mesa lambdas of the current layer
+  // Seconds this workspace's thread spent in run()'s forward and backward parts, summed
+  // over calls (where a training step's time goes; see BatchRunner::thread_seconds).
+  double forward_seconds = 0.0, backward_seconds = 0.0;
 };
 
 // Element counts of a Workspace's buffers, computed without allocating (make_workspace

@@ -21,8 +21,17 @@ class PhaseTimes {
     return fn();
   }
   double seconds(Phase phase) const { return seconds_[size_t(phase)]; }
+  // How the model phase splits into forward and backward, from the thread-seconds the
+  // batch runner measured (BatchRunner::thread_seconds).
+  void set_model_split(double forward_thread_s, double backward_thread_s) {
+    forward_thread_s_ = forward_thread_s;
+    backward_thread_s_ = backward_thread_s;
+  }
+  // forward / (forward + backward) thread time, or 0 before any step.
+  double forward_share() const;
   double total() const;
-  // {"data": s, "model": s, ...}: seconds since this process started the run.
+  // {"data": s, "model": s, ..., "model_forward_share": f}: seconds since this process
+  // started the run.
   nlohmann::json to_json() const;
   // "time 12.3 s: data 0.4 s (3%), model 11.2 s (91%), ..., other 0.1 s".
   std::string summary(double wall_seconds) const;
@@ -37,6 +46,7 @@ class PhaseTimes {
     std::chrono::steady_clock::time_point start_;
   };
   std::array<double, kNumPhases> seconds_{};
+  double forward_thread_s_ = 0.0, backward_thread_s_ = 0.0;
 };
 
 }  // namespace mesalab

@@ -230,6 +230,8 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   ProgressLine progress(cfg.name, state.step, cfg.train.steps, options.progress);
   double last_train_loss = NAN, last_test_loss = NAN;
   auto evaluate_and_log = [&](int64_t step) {
+    const auto [forward_s, backward_s] = train_runner.thread_seconds();
+    times.set_model_split(forward_s, backward_s);
     const std::vector<double> curve = per_step_loss(test_runner, state.params.data(), test_set);
     last_test_loss = curve_mean(curve);
     json line = {{"step", step},
@@ -298,7 +300,11 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   result.test_curve = times.time(Phase::Evaluation, [&] { return evaluate_and_log(state.step); });
   result.test_loss = last_test_loss;
   progress.finish();
-  if (options.progress) fmt::print(stderr, "{}: {}\n", cfg.name, times.summary(elapsed_s()));
+  if (options.progress) {
+    const auto [forward_s, backward_s] = train_runner.thread_seconds();
+    times.set_model_split(forward_s, backward_s);
+    fmt::print(stderr, "{}: {}\n", cfg.name, times.summary(elapsed_s()));
+  }
   return result;
 }
 

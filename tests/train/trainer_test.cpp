@@ -252,6 +252,9 @@ TEST(Trainer, ResumeRefusesACheckpointOfAnotherDataGenerator) {
   for (const char* phase : {"data", "model", "optimizer", "evaluation", "checkpoint"})
     EXPECT_TRUE(last["phase_s"].contains(phase)) << last.dump();
   EXPECT_GT(last["phase_s"]["model"].get<double>(), 0.0);
+  const double forward_share = last["phase_s"]["model_forward_share"].get<double>();
+  EXPECT_GT(forward_share, 0.0);
+  EXPECT_LT(forward_share, 1.0);
 
   SafetensorsFile file = load_safetensors(latest_checkpoint_path(dir / "run"));
   EXPECT_EQ(file.metadata.at("data_generator"), std::to_string(kDataGeneratorVersion));
