@@ -73,6 +73,15 @@ double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
   return std::isnan(r) ? INFINITY : r;
 }
 
+double max_rel_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return std::isnan(diff) ? INFINITY : diff / scale;
+}
+
 std::vector<double> finite_differences(std::vector<double>& x, const std::function<double()>& f) {
   std::vector<double> grad(x.size());
   for (size_t i = 0; i < x.size(); ++i) {

@@ -53,6 +53,10 @@ double dot(const std::vector<double>& a, const std::vector<double>& b);
 // ||a - b||_2 / max(||b||_2, 1e-300), b the reference; a NaN result is reported as +inf.
 double rel_error(const std::vector<double>& a, const std::vector<double>& b);
 
+// max_i |a_i - b_i| / max_i |b_i|, b the reference; NaN reported as +inf. A max-norm error:
+// every entry is judged on the tensor's largest scale (the mesa layer's tolerances).
+double max_rel_error(const std::vector<double>& a, const std::vector<double>& b);
+
 // Central differences of f with respect to every entry of x:
 //   grad_i = (f(x + h_i e_i) - f(x - h_i e_i)) / (2 h_i),  h_i = 1e-6 * max(1, |x_i|).
 // x is perturbed in place (f reads it) and restored exactly after each entry.

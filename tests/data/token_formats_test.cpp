@@ -41,16 +41,14 @@ void check_raw() {
 TEST(TokensRaw, LayoutDouble) { check_raw<double>(); }
 TEST(TokensRaw, LayoutFloat) { check_raw<float>(); }
 
-TEST(TokensRaw, FloatIsRoundedDouble) {
-  const std::vector<double> states = {0.1, 1.0 / 3.0, -2.7, 1e-9, 5.5, 6.25};
-  std::vector<float> tf(4), lf(4);
-  std::vector<double> td(4), ld(4);
-  build_raw_tokens(states.data(), 1, 2, 2, tf.data(), lf.data());
-  build_raw_tokens(states.data(), 1, 2, 2, td.data(), ld.data());
-  for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(tf[i], float(td[i]));
-    EXPECT_EQ(lf[i], float(ld[i]));
-  }
+// Values that float cannot hold exactly: each token and label is the nearest float of the
+// state at its index (e_t = o_t, label_t = o_{t+1}), not a truncation or a neighbour.
+TEST(TokensRaw, FloatTokensAreTheRoundedStates) {
+  const std::vector<double> states = {0.1, 1.0 / 3.0, -2.7, 1e-9, 5.5, 6.25};  // T = 2, dim 2
+  std::vector<float> tok(4), lab(4);
+  build_raw_tokens(states.data(), 1, 2, 2, tok.data(), lab.data());
+  EXPECT_EQ(tok, (std::vector<float>{0.1f, 1.0f / 3.0f, -2.7f, 1e-9f}));
+  EXPECT_EQ(lab, (std::vector<float>{-2.7f, 1e-9f, 5.5f, 6.25f}));
 }
 
 // obs_dim 2, embed 7: slots = 3 and one remainder channel.

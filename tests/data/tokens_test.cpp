@@ -48,17 +48,28 @@ void check_layout() {
 TEST(ConstructedTokens, LayoutDouble) { check_layout<double>(); }
 TEST(ConstructedTokens, LayoutFloat) { check_layout<float>(); }
 
-TEST(ConstructedTokens, FloatIsRoundedDouble) {
+// Sampled (not float-exact) states: every float token and label is the nearest float of the
+// state the layout puts there, read from the states by index arithmetic alone.
+TEST(ConstructedTokens, FloatTokensAreTheRoundedStates) {
   const DataConfig cfg;
   constexpr int kBatch = 3;
+  const int T = cfg.seq_len, D = cfg.dim;
   const std::vector<double> states = sample_states(cfg, 1, RngPurpose::TrainData, 0, kBatch);
-  const size_t nt = size_t(kBatch) * cfg.seq_len;
-  std::vector<double> tok_d(nt * 4 * cfg.dim), lab_d(nt * cfg.dim);
-  std::vector<float> tok_f(tok_d.size()), lab_f(lab_d.size());
-  build_constructed_tokens(states.data(), kBatch, cfg.seq_len, cfg.dim, tok_d.data(), lab_d.data());
-  build_constructed_tokens(states.data(), kBatch, cfg.seq_len, cfg.dim, tok_f.data(), lab_f.data());
-  for (size_t i = 0; i < tok_d.size(); ++i) ASSERT_EQ(tok_f[i], float(tok_d[i]));
-  for (size_t i = 0; i < lab_d.size(); ++i) ASSERT_EQ(lab_f[i], float(lab_d[i]));
+  std::vector<float> tok(size_t(kBatch) * T * 4 * D), lab(size_t(kBatch) * T * D);
+  build_constructed_tokens(states.data(), kBatch, T, D, tok.data(), lab.data());
+  auto state = [&](int b, int t, int d) {  // s_t, t = 0..T+1, s_0 = 0
+    return t == 0 ? 0.0 : states[(size_t(b) * (T + 1) + t - 1) * D + d];
+  };
+  for (int b = 0; b < kBatch; ++b)
+    for (int t = 1; t <= T; ++t)
+      for (int d = 0; d < D; ++d) {
+        const float* e = &tok[(size_t(b) * T + t - 1) * 4 * D];
+        ASSERT_EQ(e[d], 0.0f);
+        ASSERT_EQ(e[D + d], float(state(b, t, d)));
+        ASSERT_EQ(e[2 * D + d], float(state(b, t, d)));
+        ASSERT_EQ(e[3 * D + d], float(state(b, t - 1, d)));
+        ASSERT_EQ(lab[(size_t(b) * T + t - 1) * D + d], float(state(b, t + 1, d)));
+      }
 }
 
 TEST(ConstructedTokens, RejectsBadShape) {

@@ -27,6 +27,7 @@ using Vec = Eigen::VectorXd;
 using testing::cast;
 using testing::dot;
 using testing::finite_differences;
+using testing::max_rel_error;
 using testing::random_vector;
 
 // One mixer instance: inputs in the layouts of mesa_attention_forward.
@@ -142,17 +143,6 @@ double worst_head_rel_error(const AttentionShape& s, const std::vector<double>& 
   return worst;
 }
 
-// max |a - b| / max |b| over a whole tensor (a max-norm error, deliberately not the 2-norm
-// testing::rel_error, so the tolerances below keep their meaning).
-double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
-  }
-  return std::isnan(diff) ? INFINITY : diff / scale;
-}
-
 TEST(MesaAttention, ShermanMorrisonMatchesDirectSolve) {
   // T=50, K=20; lambda spans 1e-3 (strong ridge) to 1e3 (almost plain least squares, an
   // ill-conditioned regression while t < K).
@@ -226,12 +216,12 @@ void expect_gradients_match(MixerCase& c, uint64_t g_seed, double offset = 0.0) 
   const auto g = random_vector(c.size(), g_seed);
   const Grads an = backward<double>(c, g, offset);
   auto loss = [&] { return dot(forward<double>(c), g); };
-  EXPECT_LT(rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
-  EXPECT_LT(rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
-  EXPECT_LT(rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
+  EXPECT_LT(max_rel_error(an.dq, finite_differences(c.q, loss)), 1e-6) << "dq";
+  EXPECT_LT(max_rel_error(an.dk, finite_differences(c.k, loss)), 1e-6) << "dk";
+  EXPECT_LT(max_rel_error(an.dv, finite_differences(c.v, loss)), 1e-6) << "dv";
   std::vector<double> dlam = an.dlambda;
   for (double& x : dlam) x -= offset;
-  EXPECT_LT(rel_error(dlam, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
+  EXPECT_LT(max_rel_error(dlam, finite_differences(c.lambdas, loss)), 1e-6) << "dlambda";
 }
 
 // Every combination of schlag_norm, schlag_norm_targets, normalize_logits: the gradients of
@@ -310,10 +300,10 @@ TEST(MesaAttention, FloatGradientsMatchDouble) {
         init ? init_scale_case() : random_case(kDefaultShape, {1.0, 0.5, 2.0, 1.0}, 52);
     const auto g = random_vector(c.size(), 53);
     const Grads f = backward<float>(c, g), d = backward<double>(c, g);
-    EXPECT_LT(rel_error(f.dq, d.dq), 1e-4) << "dq";
-    EXPECT_LT(rel_error(f.dk, d.dk), 1e-4) << "dk";
-    EXPECT_LT(rel_error(f.dv, d.dv), 1e-4) << "dv";
-    EXPECT_LT(rel_error(f.dlambda, d.dlambda), 1e-4) << "dlambda";
+    EXPECT_LT(max_rel_error(f.dq, d.dq), 1e-4) << "dq";
+    EXPECT_LT(max_rel_error(f.dk, d.dk), 1e-4) << "dk";
+    EXPECT_LT(max_rel_error(f.dv, d.dv), 1e-4) << "dv";
+    EXPECT_LT(max_rel_error(f.dlambda, d.dlambda), 1e-4) << "dlambda";
   }
 }
 
@@ -379,7 +369,7 @@ void check_transformer_gradients(std::vector<MixerKind> mixers, MesaOptions opt,
     const std::vector<double> a(grads.begin() + spec.offset,
                                 grads.begin() + spec.offset + spec.size);
     const std::vector<double> n(fd.begin() + spec.offset, fd.begin() + spec.offset + spec.size);
-    EXPECT_LT(rel_error(a, n), 1e-6) << spec.name;
+    EXPECT_LT(max_rel_error(a, n), 1e-6) << spec.name;
   }
 }
 
