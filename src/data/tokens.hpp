@@ -5,8 +5,8 @@
 //   channels 0..D-1 of the final residual stream, which start at zero;
 // - raw tokens o_t for models with a learned embedding (SPEC_EXPERIMENTS.md 1e);
 // - delay-embedded tokens of the partial-observation setting (SPEC_EXPERIMENTS.md 1d,
-//   official ConstructedPartObsGenerator);
-// - the fixed sinusoidal positional code (SPEC_EXPERIMENTS.md 1e).
+//   official ConstructedPartObsGenerator).
+// The positional codes that models add to raw tokens are in model/positional_codes.hpp.
 // All token builders read states (B, T + 1, dim) row-major, as returned by sample_states, and
 // are instantiated for S = float and S = double.
 #include <string_view>
@@ -55,12 +55,5 @@ void build_delay_tokens(const double* states, int batch, int seq_len, int obs_di
 template <class S>
 void build_tokens(TokenFormat format, const double* states, int batch, int seq_len, int dim,
                   int width, S* tokens, S* labels);
-
-// Fixed (not learned) sinusoidal positional code, out: (T, width) row-major, pos = 0..T-1:
-//   out[pos, 2i]     = sin(pos * 10000^{-2i / width}),
-//   out[pos, 2i + 1] = cos(pos * 10000^{-2i / width}).
-// Both columns of a pair share one frequency. An odd width is allowed: its last column is the
-// sine of an unpaired frequency.
-void sinusoidal_positions(int seq_len, int width, double* out);
 
 }  // namespace mesalab

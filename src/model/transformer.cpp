@@ -7,10 +7,10 @@
 #include "core/eigen_maps.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
-#include "data/tokens.hpp"
 #include "model/layer_norm.hpp"
 #include "model/linear_attention.hpp"
 #include "model/mlp.hpp"
+#include "model/positional_codes.hpp"
 #include "model/softmax_attention.hpp"
 
 namespace mesalab {
