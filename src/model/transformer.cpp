@@ -251,6 +251,10 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
     fail("chunk of {} sequences does not fit the workspace", batch);
   if (grads != nullptr && ws.forward_only)
     fail("a backward pass needs a workspace made without forward_only");
+  // grad_scale defaults to 0 for forward-only calls; with gradients requested it would
+  // silently make every gradient zero.
+  if (grads != nullptr && grad_scale == S(0))
+    fail("gradients requested with grad_scale = 0: every gradient would be zero");
   const int T = ws.seq_len, L = config_.layers(), E = config_.embed_dim, D = config_.data_dim;
   const int HK = config_.heads * config_.key_size;
   const size_t N = size_t(batch) * T, NE = N * E;

@@ -132,7 +132,7 @@ class Transformer {
   // Returns sum over (b, t, d) of (pred - label)^2. If sq_err_per_token is given, writes
   // the per-(b,t) sums there. If grads is given, runs the backward pass and accumulates
   // d/dparams of  grad_scale * sum (pred - label)^2 / 2  into grads (also grad_tokens if
-  // given, overwritten, (B,T,token_dim())).
+  // given, overwritten, (B,T,token_dim())); grad_scale = 0 with grads is an Error.
   template <class S>
   double run(const S* params, const S* tokens, const S* labels, int batch, Workspace<S>& ws,
              S* grads = nullptr, S grad_scale = S(0), double* sq_err_per_token = nullptr,

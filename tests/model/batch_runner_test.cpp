@@ -86,6 +86,21 @@ TEST(BatchRunner, ForwardOnlyRunnerGivesTheSameErrorsForEveryLayerKind) {
       forward_only.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data()), Error);
 }
 
+// Gradients requested without a loss scale would all be zero: an error, not silence.
+TEST(Transformer, GradientsWithAZeroScaleAreAnError) {
+  const Transformer model(small_model());
+  constexpr int kT = 4;
+  auto ws = model.make_workspace<float>(2, kT);
+  std::vector<float> params(model.num_params()), grads(model.num_params());
+  model.init_params(params.data(), 1);
+  const std::vector<float> tokens(size_t(2) * kT * model.config().token_dim(), 0.5f);
+  const std::vector<float> labels(size_t(2) * kT * model.config().data_dim, 0.5f);
+  EXPECT_THROW(model.run<float>(params.data(), tokens.data(), labels.data(), 2, ws, grads.data()),
+               Error);
+  EXPECT_NO_THROW(
+      model.run<float>(params.data(), tokens.data(), labels.data(), 2, ws, grads.data(), 1.0f));
+}
+
 // A runner sized for one thread refuses to run on two instead of indexing past its
 // workspaces.
 TEST(BatchRunner, MoreThreadsThanAtConstructionIsAnError) {
