@@ -34,11 +34,7 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
   parallel_for(num_chunks(), [&](int c) {
     const int first = c * kChunkSequences;
     const int count = std::min(kChunkSequences, batch_ - first);
-    const size_t thread = size_t(omp_get_thread_num());
-    if (thread >= workspaces_.size())
-      fail_runtime("BatchRunner: thread {} has no workspace ({} made at construction)", thread,
-                   workspaces_.size());
-    fn(c, first, count, workspaces_[thread]);
+    fn(c, first, count, workspaces_[size_t(omp_get_thread_num())]);
   });
 }
 

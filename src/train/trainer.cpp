@@ -300,11 +300,8 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   result.test_curve = times.time(Phase::Evaluation, [&] { return evaluate_and_log(state.step); });
   result.test_loss = last_test_loss;
   progress.finish();
-  if (options.progress) {
-    const auto [forward_s, backward_s] = train_runner.thread_seconds();
-    times.set_model_split(forward_s, backward_s);
-    fmt::print(stderr, "{}: {}\n", cfg.name, times.summary(elapsed_s()));
-  }
+  // The final evaluation above has already set the model's forward/backward split.
+  if (options.progress) fmt::print(stderr, "{}: {}\n", cfg.name, times.summary(elapsed_s()));
   return result;
 }
 
