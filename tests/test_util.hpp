@@ -10,7 +10,25 @@
 #include <string>
 #include <vector>
 
+#include "model/transformer.hpp"
+
 namespace mesalab::testing {
+
+// Transformer::forward and squared_error; with grads, also the backward of
+// scale * sum (pred - label)^2 / 2 (grads accumulate, grad_tokens is overwritten).
+// Returns the sum of squared errors (per token into sq_err_per_token if given).
+template <class S>
+double forward_backward(const Transformer& model, const S* params, const S* tokens, const S* labels,
+                        int batch, Workspace<S>& ws, S* grads = nullptr, S scale = S(1),
+                        double* sq_err_per_token = nullptr, S* grad_tokens = nullptr) {
+  model.forward(params, tokens, batch, ws);
+  const double sq = squared_error(ws, batch, labels, sq_err_per_token);
+  if (grads != nullptr) {
+    squared_error_gradient(ws, batch, labels, scale, ws.d_pred.data());
+    model.backward(params, tokens, batch, ws, ws.d_pred.data(), grads, grad_tokens);
+  }
+  return sq;
+}
 
 // Restores the OpenMP thread count when a test that changes it ends, even on failure.
 class ThreadCountGuard {

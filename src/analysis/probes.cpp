@@ -94,16 +94,17 @@ LayerActivations collect_activations(const Transformer& model, const float* para
   acts.values.resize(size_t(L + 1) * T * B * E);
   BatchRunner<float> runner(model, B, T, /*forward_only=*/true);
   runner.forward_chunks(
-      params, batch.tokens.data(), batch.labels.data(),
-      [&](int first, int count, const Workspace<float>& ws) {
-        const size_t block = size_t(ws.max_batch) * T * E;  // stride between x_l blocks
-        for (int l = 0; l <= L; ++l)
+      params, batch.tokens.data(), [&](int first, int count, const Workspace<float>& ws) {
+        for (int l = 0; l <= L; ++l) {
+          // x_l: the input of layer l, or the output of the last layer.
+          const float* x = l < L ? ws.layer(l).input : ws.layer(L - 1).output;
           for (int b = 0; b < count; ++b)
             for (int t = 0; t < T; ++t) {
-              const float* src = ws.x.data() + l * block + (size_t(b) * T + t) * E;
+              const float* src = x + (size_t(b) * T + t) * E;
               double* dst = acts.values.data() + ((size_t(l) * T + t) * B + size_t(first + b)) * E;
               std::copy(src, src + E, dst);
             }
+        }
       });
   return acts;
 }

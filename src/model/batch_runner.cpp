@@ -11,7 +11,7 @@ namespace mesalab {
 
 template <class S>
 BatchRunner<S>::BatchRunner(const Transformer& model, int batch, int seq_len, bool forward_only)
-    : model_(model), batch_(batch), seq_len_(seq_len) {
+    : model_(model), batch_(batch), seq_len_(seq_len), forward_only_(forward_only) {
   if (batch < 1 || seq_len < 1) fail("batch size and sequence length must be >= 1");
   const int threads = std::max(1, omp_get_max_threads());
   for (int i = 0; i < threads; ++i)
@@ -40,6 +40,7 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
 
 template <class S>
 double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads) {
+  if (forward_only_) fail("loss_and_grad needs a BatchRunner made without forward_only");
   const size_t P = model_.num_params();
   const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
   grad_partials_.resize(size_t(num_chunks()) * P);
@@ -47,9 +48,12 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
   for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
     S* partial = grad_partials_.data() + size_t(c) * P;
     std::fill(partial, partial + P, S(0));
-    loss_partials_[size_t(c)] =
-        model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
-                      ws, partial, grad_scale);
+    const S* chunk_tokens = tokens + size_t(first) * T * E;
+    const S* chunk_labels = labels + size_t(first) * T * D;
+    model_.forward<S>(params, chunk_tokens, count, ws);
+    loss_partials_[size_t(c)] = squared_error<S>(ws, count, chunk_labels);
+    squared_error_gradient<S>(ws, count, chunk_labels, grad_scale, ws.d_pred.data());
+    model_.backward<S>(params, chunk_tokens, count, ws, ws.d_pred.data(), partial);
   });
   // Fixed-order reduction over chunks in double, parallel over parameters: a large batch
   // (2^20 sequences = 2^17 partials) keeps its accuracy, and the order fixes the bits.
@@ -70,18 +74,16 @@ void BatchRunner<S>::token_errors(const S* params, const S* tokens, const S* lab
                                   double* sq_err) {
   const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
   for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
-    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count, ws,
-                  nullptr, S(0), sq_err + size_t(first) * T);
+    model_.forward<S>(params, tokens + size_t(first) * T * E, count, ws);
+    squared_error<S>(ws, count, labels + size_t(first) * T * D, sq_err + size_t(first) * T);
   });
 }
 
 template <class S>
-void BatchRunner<S>::forward_chunks(const S* params, const S* tokens, const S* labels,
-                                    const ChunkVisitor& visit) {
-  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
+void BatchRunner<S>::forward_chunks(const S* params, const S* tokens, const ChunkVisitor& visit) {
+  const int T = seq_len_, E = model_.config().token_dim();
   for_each_chunk([&](int, int first, int count, Workspace<S>& ws) {
-    model_.run<S>(params, tokens + size_t(first) * T * E, labels + size_t(first) * T * D, count,
-                  ws);
+    model_.forward<S>(params, tokens + size_t(first) * T * E, count, ws);
     visit(first, count, ws);
   });
 }

@@ -35,11 +35,10 @@ class BatchRunner {
   void token_errors(const S* params, const S* tokens, const S* labels, double* sq_err);
 
   // Forward only, for analysis tools: after each chunk's forward, visit(first, count, ws)
-  // sees that chunk's activations (ws.x block l holds rows of `count` sequences with block
-  // stride ws.max_batch * T * E). Chunks run in parallel, so visitors must write disjoint
-  // outputs.
+  // sees that chunk's activations (ws.layer(l), ws.prediction(): rows of `count` sequences).
+  // Chunks run in parallel, so visitors must write disjoint outputs.
   using ChunkVisitor = std::function<void(int first, int count, const Workspace<S>& ws)>;
-  void forward_chunks(const S* params, const S* tokens, const S* labels, const ChunkVisitor& visit);
+  void forward_chunks(const S* params, const S* tokens, const ChunkVisitor& visit);
 
  private:
   int num_chunks() const { return (batch_ + kChunkSequences - 1) / kChunkSequences; }
@@ -48,6 +47,7 @@ class BatchRunner {
 
   const Transformer& model_;
   int batch_, seq_len_;
+  bool forward_only_;
   std::vector<Workspace<S>> workspaces_;  // one per thread
   std::vector<S> grad_partials_;          // num_chunks x num_params
   std::vector<double> loss_partials_;     // num_chunks

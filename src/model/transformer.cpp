@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <utility>
 
 #include "core/eigen_maps.hpp"
 #include "core/error.hpp"
@@ -146,13 +147,14 @@ WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len, bool for
   if (c.layer_norm || c.mlp || c.embedding()) w.d_branch = N * E;
   if (c.embedding()) w.out = N * size_t(c.data_dim);
   if (c.positional_codes) w.positions = size_t(seq_len) * E;
+  w.d_pred = N * size_t(c.data_dim);
   w.dx = N * E;
   w.dmixed = N * HK;
   w.dqkv = 3 * N * HK;
   w.scratch = std::max({size_t(seq_len) * seq_len, mesa_attention_scratch_size(s),
                         c.mlp ? N * size_t(c.mlp_hidden) : size_t(0)});
   w.lambdas = size_t(config_.heads);
-  if (forward_only) w.d_branch = w.dx = w.dmixed = w.dqkv = w.scratch = 0;
+  if (forward_only) w.d_branch = w.d_pred = w.dx = w.dmixed = w.dqkv = w.scratch = 0;
   return w;
 }
 
@@ -164,6 +166,13 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forwar
   ws.max_batch = max_batch;
   ws.seq_len = seq_len;
   ws.forward_only = forward_only;
+  ws.layers = config_.layers();
+  ws.embed_dim = config_.embed_dim;
+  ws.data_dim = config_.data_dim;
+  ws.stream_block = size_t(max_batch) * seq_len * config_.embed_dim;
+  ws.proj_block = size_t(max_batch) * seq_len * config_.heads * config_.key_size;
+  ws.norm_block = layer_norm_cache_size(size_t(max_batch) * seq_len);
+  ws.mlp_block = config_.mlp ? mlp_cache_size(size_t(max_batch) * seq_len, config_.mlp_hidden) : 0;
   ws.x.resize(w.x);
   ws.y.resize(w.y);
   ws.qkv.resize(w.qkv);
@@ -186,6 +195,7 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forwar
     sinusoidal_positions(seq_len, config_.embed_dim, pe.data());
     ws.positions.assign(pe.begin(), pe.end());
   }
+  ws.d_pred.resize(w.d_pred);
   ws.dx.resize(w.dx);
   ws.dmixed.resize(w.dmixed);
   ws.dqkv.resize(w.dqkv);
@@ -240,47 +250,101 @@ const S* Transformer::mesa_lambdas(const S* params, const LayerOffsets& o, Mixer
 }
 
 template <class S>
-double Transformer::run(const S* params, const S* tokens, const S* labels, int batch,
-                        Workspace<S>& ws, S* grads, S grad_scale, double* sq_err_per_token,
-                        S* grad_tokens) const {
+static LayerView<S> layer_view(Workspace<S>& ws, int l) {
+  LayerView<S> v;
+  v.input = ws.x.data() + l * ws.stream_block;
+  v.output = v.input + ws.stream_block;
+  v.pre_clip = ws.y.data() + l * ws.stream_block;
+  v.attn_in = ws.attn_in.empty() ? v.input : ws.attn_in.data() + l * ws.stream_block;
+  v.mid = ws.mid.empty() ? v.pre_clip : ws.mid.data() + l * ws.stream_block;
+  v.mlp_in = ws.mlp_in.empty() ? v.mid : ws.mlp_in.data() + l * ws.stream_block;
+  v.q = ws.qkv.data() + 3 * l * ws.proj_block;
+  v.k = v.q + ws.proj_block;
+  v.v = v.k + ws.proj_block;
+  v.mixed = ws.mixed.data() + l * ws.proj_block;
+  v.cache = ws.cache.data() + ws.cache_offset[size_t(l)];
+  return v;
+}
+
+template <class S>
+LayerView<S> Workspace<S>::layer(int l) {
+  if (l < 0 || l >= layers) fail("layer {} out of range (the model has {} layers)", l, layers);
+  return layer_view(*this, l);
+}
+
+template <class S>
+LayerView<const S> Workspace<S>::layer(int l) const {
+  const LayerView<S> v = const_cast<Workspace<S>*>(this)->layer(l);
+  return {v.input, v.attn_in, v.q,        v.k,      v.v,    v.mixed,
+          v.mid,   v.mlp_in,  v.pre_clip, v.output, v.cache};
+}
+
+template <class S>
+PredictionView<S> Workspace<S>::prediction() const {
+  if (!out.empty()) return {out.data(), data_dim};
+  return {x.data() + layers * stream_block, embed_dim};
+}
+
+template <class S>
+double squared_error(const Workspace<S>& ws, int batch, const S* labels, double* sq_err_per_token) {
+  const PredictionView<S> pred = ws.prediction();
+  const size_t N = size_t(batch) * ws.seq_len;
+  const int D = ws.data_dim;
+  double total = 0.0;
+  for (size_t n = 0; n < N; ++n) {
+    double token_err = 0.0;
+    for (int d = 0; d < D; ++d) {
+      const S diff = pred.data[n * pred.stride + d] - labels[n * D + d];
+      token_err += double(diff) * double(diff);
+    }
+    if (sq_err_per_token) sq_err_per_token[n] = token_err;
+    total += token_err;
+  }
+  return total;
+}
+
+template <class S>
+void squared_error_gradient(const Workspace<S>& ws, int batch, const S* labels, S scale,
+                            S* d_pred) {
+  const PredictionView<S> pred = ws.prediction();
+  const size_t N = size_t(batch) * ws.seq_len;
+  const int D = ws.data_dim;
+  for (size_t n = 0; n < N; ++n)
+    for (int d = 0; d < D; ++d)
+      d_pred[n * D + d] = scale * (pred.data[n * pred.stride + d] - labels[n * D + d]);
+}
+
+static double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// --detect-anomaly: every layer's outputs (forward) and gradients (backward) must be finite.
+template <class S>
+static void check_finite(const ModelConfig& c, const S* values, size_t rows, int seq_len,
+                         size_t width, int l, const char* tensor) {
+  if (!c.detect_anomaly) return;
+  const size_t n = rows * width, i = first_non_finite(values, n);
+  if (i != n)
+    fail_runtime(
+        "layer {} ({}): non-finite value in {} (sequence {} of the chunk, token {}, channel {})", l,
+        mixer_name(c.mixers[size_t(l)]), tensor, i / width / seq_len, (i / width) % seq_len,
+        i % width);
+}
+
+// Per block l, with a = LN1(x) (or x):  q, k, v = a Wq, a Wk, a Wv;  m = x + Mixer(q,k,v) Wo;
+// y = m + MLP(LN2(m)) (or m);  x_{l+1} = clip(y).
+template <class S>
+void Transformer::forward(const S* params, const S* tokens, int batch, Workspace<S>& ws) const {
   const auto started = std::chrono::steady_clock::now();
-  const auto seconds_since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
+  ws.forward_batch = 0;  // until this forward completes, no backward may follow
   if (batch < 1 || batch > ws.max_batch)
     fail("chunk of {} sequences does not fit the workspace", batch);
-  if (grads != nullptr && ws.forward_only)
-    fail("a backward pass needs a workspace made without forward_only");
-  // grad_scale defaults to 0 for forward-only calls; with gradients requested it would
-  // silently make every gradient zero.
-  if (grads != nullptr && grad_scale == S(0))
-    fail("gradients requested with grad_scale = 0: every gradient would be zero");
-  const int T = ws.seq_len, L = config_.layers(), E = config_.embed_dim, D = config_.data_dim;
-  const int HK = config_.heads * config_.key_size;
-  const size_t N = size_t(batch) * T, NE = N * E;
-  const size_t maxNE = size_t(ws.max_batch) * T * E, maxNHK = size_t(ws.max_batch) * T * HK;
-  const S clip = S(config_.clip_act);
-  const AttentionShape s = shape(batch, T);
-  // --detect-anomaly: every layer's outputs (forward) and gradients (backward) must be finite.
-  const auto check_finite = [&](const S* values, size_t width, int l, const char* tensor) {
-    if (!config_.detect_anomaly) return;
-    const size_t n = N * width, i = first_non_finite(values, n);
-    if (i != n)
-      fail_runtime(
-          "layer {} ({}): non-finite value in {} (sequence {} of the chunk, token {}, "
-          "channel {})",
-          l, mixer_name(config_.mixers[size_t(l)]), tensor, i / width / T, (i / width) % T,
-          i % width);
-  };
-
   const ModelConfig& c = config_;
+  const int T = ws.seq_len, E = c.embed_dim, HK = c.heads * c.key_size, D = c.data_dim;
   const int F = c.mlp_hidden, in_dim = c.token_dim();
-  const size_t norm_stride = layer_norm_cache_size(size_t(ws.max_batch) * T);
-  const size_t mlp_stride = c.mlp ? mlp_cache_size(size_t(ws.max_batch) * T, F) : 0;
-  const auto layer_buffer = [&](std::vector<S>& v, int l) { return v.data() + l * maxNE; };
-  const auto norm_cache = [&](int l, int which) {
-    return ws.norm_cache.data() + (2 * l + which) * norm_stride;
-  };
+  const size_t N = size_t(batch) * T, NE = N * E;
+  const S clip = S(c.clip_act);
+  const AttentionShape s = shape(batch, T);
 
   // x_0 = tokens or tokens Win, plus the positional codes P (T, E) of each sequence.
   if (c.embedding())
@@ -290,145 +354,120 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
   if (c.positional_codes)
     for (int b = 0; b < batch; ++b)
       mat(ws.x.data() + size_t(b) * T * E, T, E) += mat(ws.positions.data(), T, E);
-  for (int l = 0; l < L; ++l) {
+  for (int l = 0; l < c.layers(); ++l) {
     const LayerOffsets& o = layers_[size_t(l)];
-    const MixerKind kind = config_.mixers[size_t(l)];
-    const S* x = ws.x.data() + l * maxNE;
-    S* q = ws.qkv.data() + 3 * l * maxNHK;
-    S* k = q + maxNHK;
-    S* v = k + maxNHK;
-    S* mixed = ws.mixed.data() + l * maxNHK;
-    S* y = ws.y.data() + l * maxNE;
-    S* x_next = ws.x.data() + (l + 1) * maxNE;
-    // a = LN1(x) or x;  q = a Wq, k = a Wk, v = a Wv.
-    const S* a = x;
-    if (c.layer_norm) {
-      S* normed = layer_buffer(ws.attn_in, l);
-      layer_norm_forward(N, E, x, params + o.ln1_scale, params + o.ln1_bias, norm_cache(l, 0),
-                         normed);
-      a = normed;
-    }
-    auto A = mat(a, N, E);
-    mat(q, N, HK).noalias() = A * mat(params + o.q, E, HK);
-    mat(k, N, HK).noalias() = A * mat(params + o.k, E, HK);
-    mat(v, N, HK).noalias() = A * mat(params + o.v, E, HK);
+    const MixerKind kind = c.mixers[size_t(l)];
+    const LayerView<S> a = layer_view(ws, l);
+    if (c.layer_norm)
+      layer_norm_forward(N, E, a.input, params + o.ln1_scale, params + o.ln1_bias,
+                         ws.norm_cache_of(l, 0), a.attn_in);
+    auto A = mat(static_cast<const S*>(a.attn_in), N, E);
+    mat(a.q, N, HK).noalias() = A * mat(params + o.q, E, HK);
+    mat(a.k, N, HK).noalias() = A * mat(params + o.k, E, HK);
+    mat(a.v, N, HK).noalias() = A * mat(params + o.v, E, HK);
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
-      mixer_forward(kind, s, config_.mesa, q, k, v, lambdas,
-                    ws.cache.data() + ws.cache_offset[size_t(l)], mixed,
+      mixer_forward(kind, s, c.mesa, a.q, a.k, a.v, lambdas, a.cache, a.mixed,
                     !ws.forward_only && !c.mesa_recompute_inverses);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}): {}", l, mixer_name(kind), e.what()), e.kind());
     }
-    check_finite(mixed, HK, l, "the mixer output");
-    // m = x + mixed Wo;  y = m + MLP(LN2(m)) or y = m.
-    S* m = c.mlp ? layer_buffer(ws.mid, l) : y;
-    auto M = mat(m, N, E);
-    M.noalias() = mat(mixed, N, HK) * mat(params + o.o, HK, E);
-    M += mat(x, N, E);
+    check_finite(c, a.mixed, N, T, HK, l, "the mixer output");
+    auto M = mat(a.mid, N, E);
+    M.noalias() = mat(a.mixed, N, HK) * mat(params + o.o, HK, E);
+    M += mat(a.input, N, E);
     if (c.mlp) {
-      const S* b = m;
-      if (c.layer_norm) {
-        S* normed = layer_buffer(ws.mlp_in, l);
-        layer_norm_forward(N, E, m, params + o.ln2_scale, params + o.ln2_bias, norm_cache(l, 1),
-                           normed);
-        b = normed;
-      }
-      mlp_forward<S>(N, E, F, b, params + o.mlp_w1, nullptr, params + o.mlp_w2, nullptr,
-                     ws.mlp_cache.data() + l * mlp_stride, y);
-      mat(y, N, E) += M;
+      if (c.layer_norm)
+        layer_norm_forward(N, E, a.mid, params + o.ln2_scale, params + o.ln2_bias,
+                           ws.norm_cache_of(l, 1), a.mlp_in);
+      mlp_forward<S>(N, E, F, a.mlp_in, params + o.mlp_w1, nullptr, params + o.mlp_w2, nullptr,
+                     ws.mlp_cache.data() + l * ws.mlp_block, a.pre_clip);
+      mat(a.pre_clip, N, E) += M;
     }
-    check_finite(y, E, l, "the residual stream");
-    for (size_t i = 0; i < NE; ++i) x_next[i] = clip > 0 ? std::clamp(y[i], -clip, clip) : y[i];
+    check_finite(c, a.pre_clip, N, T, E, l, "the residual stream");
+    for (size_t i = 0; i < NE; ++i)
+      a.output[i] = clip > 0 ? std::clamp(a.pre_clip[i], -clip, clip) : a.pre_clip[i];
   }
-
-  // Prediction: first D channels of x_L, or x_L Wout. Squared error and d loss / d pred.
-  const S* x_last = ws.x.data() + L * maxNE;
-  const S* pred = x_last;
-  int pred_stride = E;
-  if (c.embedding()) {
-    mat(ws.out.data(), N, D).noalias() = mat(x_last, N, E) * mat(params + embed_out_, E, D);
-    pred = ws.out.data();
-    pred_stride = D;
-  }
-  S* dx = ws.dx.data();
-  S* d_pred = c.embedding() ? ws.d_branch.data() : dx;
-  if (grads) std::fill(d_pred, d_pred + N * pred_stride, S(0));
-  double total = 0.0;
-  for (size_t n = 0; n < N; ++n) {
-    double token_err = 0.0;
-    for (int d = 0; d < D; ++d) {
-      const S diff = pred[n * pred_stride + d] - labels[n * D + d];
-      token_err += double(diff) * double(diff);
-      if (grads) d_pred[n * pred_stride + d] = grad_scale * diff;
-    }
-    if (sq_err_per_token) sq_err_per_token[n] = token_err;
-    total += token_err;
-  }
+  // Prediction: the first D channels of x_L, or x_L Wout.
+  if (c.embedding())
+    mat(ws.out.data(), N, D).noalias() =
+        mat(ws.x.data() + c.layers() * ws.stream_block, N, E) * mat(params + embed_out_, E, D);
+  ws.forward_batch = batch;
   ws.forward_seconds += seconds_since(started);
-  if (!grads) return total;
-  const auto backward_started = std::chrono::steady_clock::now();
-  // pred = x_L Wout:  dWout += x_L^T dpred,  dx_L = dpred Wout^T.
+}
+
+template <class S>
+void Transformer::backward(const S* params, const S* tokens, int batch, Workspace<S>& ws,
+                           const S* d_pred, S* grads, S* grad_tokens) const {
+  const auto started = std::chrono::steady_clock::now();
+  if (ws.forward_only) fail("a backward pass needs a workspace made without forward_only");
+  if (batch < 1 || batch != ws.forward_batch)
+    fail("backward of {} sequences, but the last forward on this workspace ran {}", batch,
+         ws.forward_batch);
+  const ModelConfig& c = config_;
+  const int T = ws.seq_len, E = c.embed_dim, HK = c.heads * c.key_size, D = c.data_dim;
+  const int F = c.mlp_hidden, in_dim = c.token_dim();
+  const size_t N = size_t(batch) * T, NE = N * E;
+  const S clip = S(c.clip_act);
+  const AttentionShape s = shape(batch, T);
+  S* dx = ws.dx.data();
+  // pred = x_L Wout:  dWout += x_L^T dpred,  dx_L = dpred Wout^T;  else dx_L = [dpred, 0].
+  auto dPred = mat(d_pred, N, D);
   if (c.embedding()) {
-    auto dPred = mat(static_cast<const S*>(d_pred), N, D);
+    const S* x_last = ws.x.data() + c.layers() * ws.stream_block;
     mat(grads + embed_out_, E, D).noalias() += mat(x_last, N, E).transpose() * dPred;
     mat(dx, N, E).noalias() = dPred * mat(params + embed_out_, E, D).transpose();
+  } else {
+    auto dX = mat(dx, N, E);
+    dX.rightCols(E - D).setZero();
+    dX.leftCols(D) = dPred;
   }
 
   S* dmixed = ws.dmixed.data();
   S* dq = ws.dqkv.data();
-  S* dk = dq + maxNHK;
-  S* dv = dk + maxNHK;
+  S* dk = dq + ws.proj_block;
+  S* dv = dk + ws.proj_block;
   S* d_branch = ws.d_branch.data();
-  for (int l = L - 1; l >= 0; --l) {
+  for (int l = c.layers() - 1; l >= 0; --l) {
     const LayerOffsets& o = layers_[size_t(l)];
-    const MixerKind kind = config_.mixers[size_t(l)];
-    const S* x = ws.x.data() + l * maxNE;
-    const S* q = ws.qkv.data() + 3 * l * maxNHK;
-    const S* k = q + maxNHK;
-    const S* v = k + maxNHK;
-    const S* mixed = ws.mixed.data() + l * maxNHK;
-    const S* y = ws.y.data() + l * maxNE;
+    const MixerKind kind = c.mixers[size_t(l)];
+    const LayerView<const S> a = std::as_const(ws).layer(l);
     // x_next = clip(y): the gradient passes only where |y| < c.
     if (clip > 0)
       for (size_t i = 0; i < NE; ++i)
-        if (!(std::abs(y[i]) < clip)) dx[i] = 0;
+        if (!(std::abs(a.pre_clip[i]) < clip)) dx[i] = 0;
     auto dX = mat(dx, N, E);
     // y = m + MLP(b), b = LN2(m) or m:  dm = dy + db (through LN2).
     if (c.mlp) {
-      const S* m = layer_buffer(ws.mid, l);
-      const S* b = c.layer_norm ? layer_buffer(ws.mlp_in, l) : m;
-      mlp_backward<S>(N, E, F, b, params + o.mlp_w1, params + o.mlp_w2,
-                      ws.mlp_cache.data() + l * mlp_stride, dx, d_branch, grads + o.mlp_w1, nullptr,
-                      grads + o.mlp_w2, nullptr, ws.scratch.data());
+      mlp_backward<S>(N, E, F, a.mlp_in, params + o.mlp_w1, params + o.mlp_w2,
+                      ws.mlp_cache.data() + l * ws.mlp_block, dx, d_branch, grads + o.mlp_w1,
+                      nullptr, grads + o.mlp_w2, nullptr, ws.scratch.data());
       if (c.layer_norm)
-        layer_norm_backward(N, E, m, params + o.ln2_scale, norm_cache(l, 1), d_branch, dx,
+        layer_norm_backward(N, E, a.mid, params + o.ln2_scale, ws.norm_cache_of(l, 1), d_branch, dx,
                             grads + o.ln2_scale, grads + o.ln2_bias);
       else
         dX += mat(static_cast<const S*>(d_branch), N, E);
     }
     // m = x + mixed Wo:  dWo += mixed^T dm,  dmixed = dm Wo^T,  dx = dm + (projections).
     auto dM = mat(static_cast<const S*>(dx), N, E);
-    mat(grads + o.o, HK, E).noalias() += mat(mixed, N, HK).transpose() * dM;
+    mat(grads + o.o, HK, E).noalias() += mat(a.mixed, N, HK).transpose() * dM;
     mat(dmixed, N, HK).noalias() = dM * mat(params + o.o, HK, E).transpose();
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
-    S* d_lambdas = config_.mesa_lambda_softplus ? ws.d_lambdas.data() : grads + o.lambdas;
-    if (config_.mesa_lambda_softplus) std::fill(ws.d_lambdas.begin(), ws.d_lambdas.end(), S(0));
+    S* d_lambdas = c.mesa_lambda_softplus ? ws.d_lambdas.data() : grads + o.lambdas;
+    if (c.mesa_lambda_softplus) std::fill(ws.d_lambdas.begin(), ws.d_lambdas.end(), S(0));
     try {
-      mixer_backward(kind, s, config_.mesa, q, k, v, lambdas,
-                     ws.cache.data() + ws.cache_offset[size_t(l)], dmixed, dq, dk, dv, d_lambdas,
-                     ws.scratch.data(), !c.mesa_recompute_inverses);
+      mixer_backward(kind, s, c.mesa, a.q, a.k, a.v, lambdas, a.cache, dmixed, dq, dk, dv,
+                     d_lambdas, ws.scratch.data(), !c.mesa_recompute_inverses);
     } catch (const Error& e) {
       throw Error(fmt::format("layer {} ({}) backward: {}", l, mixer_name(kind), e.what()),
                   e.kind());
     }
     // lambda = softplus(theta):  d theta = d lambda * sigmoid(theta).
-    if (kind == MixerKind::Mesa && config_.mesa_lambda_softplus)
-      for (int h = 0; h < config_.heads; ++h)
+    if (kind == MixerKind::Mesa && c.mesa_lambda_softplus)
+      for (int h = 0; h < c.heads; ++h)
         grads[o.lambdas + h] += ws.d_lambdas[h] / (S(1) + std::exp(-params[o.lambdas + h]));
     // q = a Wq (same for k, v):  dWq += a^T dq,  da = sum dq Wq^T;  a = LN1(x) or x.
-    const S* a = c.layer_norm ? layer_buffer(ws.attn_in, l) : x;
-    auto Amat = mat(a, N, E);
+    auto Amat = mat(a.attn_in, N, E);
     auto dA = mat(c.layer_norm ? d_branch : dx, N, E);
     if (c.layer_norm) dA.setZero();
     const S* d_proj[3] = {dq, dk, dv};
@@ -437,12 +476,12 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
       auto dP = mat(d_proj[j], N, HK);
       mat(grads + w_off[j], E, HK).noalias() += Amat.transpose() * dP;
       dA.noalias() += dP * mat(params + w_off[j], E, HK).transpose();
-      check_finite(d_proj[j], HK, l, "the gradient of the q/k/v projection");
+      check_finite(c, d_proj[j], N, T, HK, l, "the gradient of the q/k/v projection");
     }
     if (c.layer_norm)
-      layer_norm_backward(N, E, x, params + o.ln1_scale, norm_cache(l, 0), d_branch, dx,
+      layer_norm_backward(N, E, a.input, params + o.ln1_scale, ws.norm_cache_of(l, 0), d_branch, dx,
                           grads + o.ln1_scale, grads + o.ln1_bias);
-    check_finite(dx, E, l, "the gradient of the layer input");
+    check_finite(c, dx, N, T, E, l, "the gradient of the layer input");
   }
   // x_0 = tokens Win (+ codes):  dWin += tokens^T dx_0,  dtokens = dx_0 Win^T.
   if (c.embedding()) {
@@ -453,15 +492,18 @@ double Transformer::run(const S* params, const S* tokens, const S* labels, int b
   } else if (grad_tokens) {
     std::copy(dx, dx + NE, grad_tokens);
   }
-  ws.backward_seconds += seconds_since(backward_started);
-  return total;
+  ws.backward_seconds += seconds_since(started);
 }
 
-#define MESALAB_INSTANTIATE(S)                                                                 \
-  template void Transformer::init_params<S>(S*, uint64_t) const;                               \
-  template Workspace<S> Transformer::make_workspace<S>(int, int, bool) const;                  \
-  template double Transformer::run<S>(const S*, const S*, const S*, int, Workspace<S>&, S*, S, \
-                                      double*, S*) const;
+#define MESALAB_INSTANTIATE(S)                                                                     \
+  template void Transformer::init_params<S>(S*, uint64_t) const;                                   \
+  template Workspace<S> Transformer::make_workspace<S>(int, int, bool) const;                      \
+  template void Transformer::forward<S>(const S*, const S*, int, Workspace<S>&) const;             \
+  template void Transformer::backward<S>(const S*, const S*, int, Workspace<S>&, const S*, S*, S*) \
+      const;                                                                                       \
+  template double squared_error<S>(const Workspace<S>&, int, const S*, double*);                   \
+  template void squared_error_gradient<S>(const Workspace<S>&, int, const S*, S, S*);              \
+  template struct Workspace<S>;
 MESALAB_INSTANTIATE(float)
 MESALAB_INSTANTIATE(double)
 #undef MESALAB_INSTANTIATE

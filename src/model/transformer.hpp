@@ -59,8 +59,36 @@ struct ModelConfig {
   void validate() const;  // throws Error naming the offending field
 };
 
+// Named views of one layer's activations in a Workspace, valid after Transformer::forward:
+// rows (b, t) of the chunk's sequences, E = embed_dim wide for the residual stream and
+// H*K wide for q, k, v and the mixer output. Parts that are switched off alias the buffer
+// they stand for (attn_in = input without LayerNorm; mid = pre_clip without an MLP;
+// mlp_in = mid without LayerNorm).
+template <class S>
+struct LayerView {
+  S* input;     // x_l: the residual stream entering the layer
+  S* attn_in;   // a = LN1(x_l)
+  S* q;         // a Wq
+  S* k;         // a Wk
+  S* v;         // a Wv
+  S* mixed;     // Mixer(q, k, v)
+  S* mid;       // m = x_l + mixed Wo
+  S* mlp_in;    // LN2(m)
+  S* pre_clip;  // y = m + MLP(LN2(m))
+  S* output;    // x_{l+1} = clip(y)
+  S* cache;     // the mixer's cache (layout private to the mixer)
+};
+
+// The model's prediction for a chunk, valid after forward: rows (b, t) with `stride` values
+// each, of which the first D are the prediction.
+template <class S>
+struct PredictionView {
+  const S* data;
+  int stride;
+};
+
 // Activations of one chunk of at most `max_batch` sequences, allocated once. Buffers of
-// parts that are switched off stay empty.
+// parts that are switched off stay empty. Read them through layer() and prediction().
 template <class S>
 struct Workspace {
   int max_batch = 0;
@@ -68,6 +96,12 @@ struct Workspace {
   // Made for forward passes only: no gradient buffers, and mesa layers keep two of their T
   // inverse states (mesa_attention_forward's keep_inverses = false).
   bool forward_only = false;
+  int layers = 0, embed_dim = 0, data_dim = 0;
+  int forward_batch = 0;      // sequences of the last forward (what a backward may follow)
+  size_t stream_block = 0;    // max_batch * T * E: one layer's residual-stream block
+  size_t proj_block = 0;      // max_batch * T * H*K: one q, k, v or mixer-output block
+  size_t norm_block = 0;      // one LayerNorm cache
+  size_t mlp_block = 0;       // one MLP cache
   std::vector<S> x;           // (L+1) x (N, E): residual stream entering layer l; x[L] = output
   std::vector<S> y;           // L x (N, E): pre-clip residual sums
   std::vector<S> attn_in;     // L x (N, E): LN1(x) (with LayerNorm)
@@ -82,11 +116,17 @@ struct Workspace {
   std::vector<S> mixed;       // L x (N, H*K): mixer outputs
   std::vector<S> cache;       // per-layer mixer caches
   std::vector<size_t> cache_offset;
+  std::vector<S> d_pred;  // (N, D): d loss / d prediction, for backward's callers
   std::vector<S> dx, dmixed, dqkv, scratch;
   std::vector<S> lambdas, d_lambdas;  // (H): effective mesa lambdas of the current layer
-  // Seconds this workspace's thread spent in run()'s forward and backward parts, summed
-  // over calls (where a training step's time goes; see BatchRunner::thread_seconds).
+  // Seconds this workspace's thread spent in forward and backward, summed over calls (where
+  // a training step's time goes; see BatchRunner::thread_seconds).
   double forward_seconds = 0.0, backward_seconds = 0.0;
+
+  LayerView<S> layer(int l);
+  LayerView<const S> layer(int l) const;
+  PredictionView<S> prediction() const;
+  S* norm_cache_of(int l, int which) { return norm_cache.data() + (2 * l + which) * norm_block; }
 };
 
 // Element counts of a Workspace's buffers, computed without allocating (make_workspace
@@ -94,12 +134,22 @@ struct Workspace {
 struct WorkspaceSizes {
   size_t x = 0, y = 0, attn_in = 0, mid = 0, mlp_in = 0, norm_cache = 0, mlp_cache = 0;
   size_t positions = 0, out = 0, d_branch = 0, qkv = 0, mixed = 0, cache = 0;
-  size_t dx = 0, dmixed = 0, dqkv = 0, scratch = 0, lambdas = 0;
+  size_t d_pred = 0, dx = 0, dmixed = 0, dqkv = 0, scratch = 0, lambdas = 0;
   size_t total() const {
     return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + out + d_branch +
-           qkv + mixed + cache + dx + dmixed + dqkv + scratch + 2 * lambdas;
+           qkv + mixed + cache + d_pred + dx + dmixed + dqkv + scratch + 2 * lambdas;
   }
 };
+
+// The squared error of the last forward on ws against labels (B,T,D): returns the sum over
+// (b, t, d) of (pred - label)^2 and, if given, writes the per-(b,t) sums.
+template <class S>
+double squared_error(const Workspace<S>& ws, int batch, const S* labels,
+                     double* sq_err_per_token = nullptr);
+
+// d_pred = scale * (pred - label), (B,T,D): the gradient of scale * sum (pred - label)^2 / 2.
+template <class S>
+void squared_error_gradient(const Workspace<S>& ws, int batch, const S* labels, S scale, S* d_pred);
 
 struct LayerOffsets {
   size_t q = 0, k = 0, v = 0, o = 0, lambdas = 0;
@@ -121,22 +171,23 @@ class Transformer {
   template <class S>
   void init_params(S* params, uint64_t seed) const;
 
-  // forward_only: a workspace for run() without grads (evaluation, analyses): no gradient
+  // forward_only: a workspace for forward() alone (evaluation, analyses): no gradient
   // buffers, and 2 instead of T inverse states per mesa head; its forward is bit-identical.
   WorkspaceSizes workspace_sizes(int max_batch, int seq_len, bool forward_only = false) const;
   template <class S>
   Workspace<S> make_workspace(int max_batch, int seq_len, bool forward_only = false) const;
 
-  // Forward over `batch` sequences (batch <= ws.max_batch); tokens (B,T,token_dim()),
-  // labels (B,T,D).
-  // Returns sum over (b, t, d) of (pred - label)^2. If sq_err_per_token is given, writes
-  // the per-(b,t) sums there. If grads is given, runs the backward pass and accumulates
-  // d/dparams of  grad_scale * sum (pred - label)^2 / 2  into grads (also grad_tokens if
-  // given, overwritten, (B,T,token_dim())); grad_scale = 0 with grads is an Error.
+  // Forward over `batch` sequences (batch <= ws.max_batch), tokens (B,T,token_dim()): fills
+  // ws (ws.layer(l), ws.prediction()).
   template <class S>
-  double run(const S* params, const S* tokens, const S* labels, int batch, Workspace<S>& ws,
-             S* grads = nullptr, S grad_scale = S(0), double* sq_err_per_token = nullptr,
-             S* grad_tokens = nullptr) const;
+  void forward(const S* params, const S* tokens, int batch, Workspace<S>& ws) const;
+
+  // Backward of the last forward on ws, given d_pred = d loss / d prediction (B,T,D):
+  // accumulates d loss / d params into grads, and overwrites grad_tokens (B,T,token_dim())
+  // if given. Needs a workspace made without forward_only.
+  template <class S>
+  void backward(const S* params, const S* tokens, int batch, Workspace<S>& ws, const S* d_pred,
+                S* grads, S* grad_tokens = nullptr) const;
 
  private:
   AttentionShape shape(int batch, int seq_len) const;

@@ -56,10 +56,9 @@ std::vector<RevAlgDLayer> random_scalars(unsigned seed) {
 // The final residual stream (B, T, E) of `model` on `tokens`.
 std::vector<double> final_stream(const Transformer& model, const std::vector<double>& params,
                                  const std::vector<double>& tokens) {
-  std::vector<double> labels(size_t(B) * T * D, 0.0);
   auto ws = model.make_workspace<double>(B, T);
-  model.run<double>(params.data(), tokens.data(), labels.data(), B, ws);
-  const double* out = ws.x.data() + size_t(model.config().layers()) * B * T * E;
+  model.forward<double>(params.data(), tokens.data(), B, ws);
+  const double* out = ws.layer(model.config().layers() - 1).output;
   return {out, out + size_t(B) * T * E};
 }
 

@@ -68,11 +68,11 @@ TEST(RevAlgD, ForwardEqualsTheFormula) {
   const std::vector<double> params = revalg_d_params(model, scalars);
   std::mt19937 gen(3);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
-  std::vector<double> tokens(size_t(B) * T * E), labels(size_t(B) * T * D, 0.0);
+  std::vector<double> tokens(size_t(B) * T * E);
   for (double& v : tokens) v = u(gen);
   auto ws = model.make_workspace<double>(B, T);
-  model.run<double>(params.data(), tokens.data(), labels.data(), B, ws);
-  const double* out = ws.x.data() + size_t(L) * B * T * E;  // x[L]: the final residual stream
+  model.forward<double>(params.data(), tokens.data(), B, ws);
+  const double* out = ws.layer(L - 1).output;  // x[L]: the final residual stream
 
   for (int b = 0; b < B; ++b) {
     std::vector<double> x(tokens.begin() + size_t(b) * T * E,

@@ -138,7 +138,7 @@ TEST(RevAlg, BlockStatsSeparateDiagonalFromIdentity) {
   EXPECT_THROW(block_grid(RowMatrix<double>::Zero(8, 7), dim), Error);
 }
 
-// Predictions of Transformer::run<double>: the first D channels of x_L, (B, T, D).
+// Predictions of Transformer::forward<double>: the first D channels of x_L, (B, T, D).
 std::vector<double> model_predictions(const ConstructedModel& m, const std::vector<double>& states,
                                       int batch, int seq_len, int dim, bool masked = false) {
   const int E = kTokenSlots * dim;
@@ -146,11 +146,11 @@ std::vector<double> model_predictions(const ConstructedModel& m, const std::vect
   build_constructed_tokens(states.data(), batch, seq_len, dim, tokens.data(), labels.data(),
                            masked);
   Workspace<double> ws = m.model.make_workspace<double>(batch, seq_len);
-  m.model.run(m.params.data(), tokens.data(), labels.data(), batch, ws);
-  const double* x_last = ws.x.data() + size_t(m.model.config().layers()) * batch * seq_len * E;
+  m.model.forward(m.params.data(), tokens.data(), batch, ws);
+  const PredictionView<double> pred = ws.prediction();
   std::vector<double> preds(size_t(batch) * seq_len * dim);
   for (size_t n = 0; n < size_t(batch) * seq_len; ++n)
-    for (int d = 0; d < dim; ++d) preds[n * dim + d] = x_last[n * E + d];
+    for (int d = 0; d < dim; ++d) preds[n * dim + d] = pred.data[n * pred.stride + d];
   return preds;
 }
 

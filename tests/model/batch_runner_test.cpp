@@ -86,19 +86,29 @@ TEST(BatchRunner, ForwardOnlyRunnerGivesTheSameErrorsForEveryLayerKind) {
       forward_only.loss_and_grad(params.data(), tokens.data(), labels.data(), grads.data()), Error);
 }
 
-// Gradients requested without a loss scale would all be zero: an error, not silence.
-TEST(Transformer, GradientsWithAZeroScaleAreAnError) {
+// A backward needs the forward of the same chunk on a workspace that keeps gradients.
+TEST(Transformer, BackwardNeedsTheForwardOfTheSameChunk) {
   const Transformer model(small_model());
   constexpr int kT = 4;
-  auto ws = model.make_workspace<float>(2, kT);
   std::vector<float> params(model.num_params()), grads(model.num_params());
   model.init_params(params.data(), 1);
   const std::vector<float> tokens(size_t(2) * kT * model.config().token_dim(), 0.5f);
-  const std::vector<float> labels(size_t(2) * kT * model.config().data_dim, 0.5f);
-  EXPECT_THROW(model.run<float>(params.data(), tokens.data(), labels.data(), 2, ws, grads.data()),
-               Error);
+  const std::vector<float> d_pred(size_t(2) * kT * model.config().data_dim, 0.5f);
+  auto ws = model.make_workspace<float>(2, kT);
+  EXPECT_THROW(
+      model.backward<float>(params.data(), tokens.data(), 2, ws, d_pred.data(), grads.data()),
+      Error);
+  model.forward<float>(params.data(), tokens.data(), 2, ws);
+  EXPECT_THROW(
+      model.backward<float>(params.data(), tokens.data(), 1, ws, d_pred.data(), grads.data()),
+      Error);
   EXPECT_NO_THROW(
-      model.run<float>(params.data(), tokens.data(), labels.data(), 2, ws, grads.data(), 1.0f));
+      model.backward<float>(params.data(), tokens.data(), 2, ws, d_pred.data(), grads.data()));
+  auto forward_only = model.make_workspace<float>(2, kT, /*forward_only=*/true);
+  model.forward<float>(params.data(), tokens.data(), 2, forward_only);
+  EXPECT_THROW(model.backward<float>(params.data(), tokens.data(), 2, forward_only, d_pred.data(),
+                                     grads.data()),
+               Error);
 }
 
 // A runner sized for one thread refuses to run on two instead of indexing past its

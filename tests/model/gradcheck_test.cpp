@@ -218,7 +218,8 @@ TEST(MixerGradcheck, LinearAttention) { check_mixer(kLinear); }
 TEST(MixerGradcheck, SoftmaxAttention) { check_mixer(kSoftmax); }
 
 // ---------------------------------------------------------------------------------------
-// The whole model through Transformer::run<double>: loss = sq / (2 B T), grad_scale 1/(B T).
+// The whole model through Transformer::forward/backward<double>: loss = sq / (2 B T), d_pred
+// scaled by 1/(B T).
 
 constexpr int kB = 3, kT = 6, kD = 2, kE = 8, kH = 2, kK = 3;
 constexpr double kWeightStd = 0.4;
@@ -265,16 +266,17 @@ ModelCase draw_case(const Transformer& model, uint64_t seed, double token_std) {
 }
 
 double model_loss(const Transformer& model, const ModelCase& c, Workspace<double>& ws) {
-  return model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws) / (2.0 * kN);
+  return testing::forward_backward<double>(model, c.params.data(), c.tokens.data(), c.labels.data(),
+                                           kB, ws) /
+         (2.0 * kN);
 }
 
 // The prediction (B*T, D): the embedding's output, or the first D channels of the final
 // residual stream.
-Vec predictions(const Workspace<double>& ws, int layers) {
-  if (!ws.out.empty()) return Vec(ws.out.begin(), ws.out.begin() + kN * kD);
+Vec predictions(const Workspace<double>& ws) {
+  const PredictionView<double> pred = ws.prediction();
   Vec p(kN * kD);
-  const double* out = ws.x.data() + size_t(layers) * kN * kE;
-  for (size_t n = 0; n < kN; ++n) std::copy_n(out + n * kE, kD, p.begin() + n * kD);
+  for (size_t n = 0; n < kN; ++n) std::copy_n(pred.data + n * pred.stride, kD, p.begin() + n * kD);
   return p;
 }
 
@@ -301,7 +303,7 @@ std::vector<char> clip_pattern(const Workspace<double>& ws, double clip) {
 struct ModelGrads {
   ModelCase c;
   ClipStats clip;
-  Vec params, tokens;        // analytic (Transformer::run backward)
+  Vec params, tokens;        // analytic (Transformer::backward)
   Vec fd_params, fd_tokens;  // central differences
 };
 
@@ -327,7 +329,7 @@ ModelGrads model_grads(const Transformer& analytic_model, const Transformer& fd_
     Probe probe;
     probe.eval = [&]() -> const Vec& {
       model_loss(fd_model, c, ws);
-      pred = predictions(ws, L);
+      pred = predictions(ws);
       return pred;
     };
     // sq / (2BT) difference, output by output: (a - y)^2 - (b - y)^2 = (a - b)(a + b - 2y).
@@ -347,8 +349,9 @@ ModelGrads model_grads(const Transformer& analytic_model, const Transformer& fd_
     auto analytic_ws = analytic_model.make_workspace<double>(kB, kT);
     g.params.assign(analytic_model.num_params(), 0.0);  // run accumulates into grads
     g.tokens.assign(c.tokens.size(), NAN);              // ... and overwrites grad_tokens
-    analytic_model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, analytic_ws,
-                               g.params.data(), 1.0 / kN, nullptr, g.tokens.data());
+    testing::forward_backward<double>(analytic_model, c.params.data(), c.tokens.data(),
+                                      c.labels.data(), kB, analytic_ws, g.params.data(), 1.0 / kN,
+                                      nullptr, g.tokens.data());
     return g;
   }
   ADD_FAILURE() << "no testable draw in " << kMaxDraws << " seeds";
@@ -433,16 +436,17 @@ TEST(ModelGradcheck, LayerNormMesaWithEmbedding) {
   check_model(c, kTokenStd);
 }
 
-// The finite differences above are formed from the predictions in ws.x; this pins that
-// those are what run() scores: sq = sum (pred - label)^2, also per token.
+// The finite differences above are formed from ws.prediction(); this pins that
+// those are what squared_error scores: sq = sum (pred - label)^2, also per token.
 TEST(ModelGradcheck, ReturnedLossMatchesPredictions) {
   const Transformer model(model_config(MixerKind::Softmax, 3, kClip));
   const ModelCase c = draw_case(model, 5, kTokenStd);
   auto ws = model.make_workspace<double>(kB, kT);
   std::vector<double> per_token(kN, NAN);
-  const double sq = model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws,
-                                      nullptr, 0.0, per_token.data());
-  const Vec p = predictions(ws, 3);
+  const double sq =
+      testing::forward_backward<double>(model, c.params.data(), c.tokens.data(), c.labels.data(),
+                                        kB, ws, nullptr, 0.0, per_token.data());
+  const Vec p = predictions(ws);
   double expected = 0.0;
   for (size_t n = 0; n < kN; ++n) {
     double token = 0.0;
@@ -455,17 +459,17 @@ TEST(ModelGradcheck, ReturnedLossMatchesPredictions) {
   EXPECT_GT(sq, 0.0);
 }
 
-// run() accumulates into grads (zeroing is the caller's job) and overwrites grad_tokens.
+// backward() accumulates into grads (zeroing is the caller's job) and overwrites grad_tokens.
 TEST(ModelGradcheck, ParameterGradientsAccumulate) {
   const Transformer model(model_config(MixerKind::Linear, 2, kClip));
   const ModelCase c = draw_case(model, 9, kTokenStd);
   auto ws = model.make_workspace<double>(kB, kT);
   Vec once(model.num_params(), 0.0), tokens_once(c.tokens.size(), 0.0);
-  model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws, once.data(),
-                    1.0 / kN, nullptr, tokens_once.data());
+  testing::forward_backward<double>(model, c.params.data(), c.tokens.data(), c.labels.data(), kB,
+                                    ws, once.data(), 1.0 / kN, nullptr, tokens_once.data());
   Vec twice = once, tokens_twice(c.tokens.size(), 123.0);
-  model.run<double>(c.params.data(), c.tokens.data(), c.labels.data(), kB, ws, twice.data(),
-                    1.0 / kN, nullptr, tokens_twice.data());
+  testing::forward_backward<double>(model, c.params.data(), c.tokens.data(), c.labels.data(), kB,
+                                    ws, twice.data(), 1.0 / kN, nullptr, tokens_twice.data());
   ASSERT_GT(norm(once), 0.0);
   for (size_t i = 0; i < once.size(); ++i) EXPECT_DOUBLE_EQ(twice[i], 2 * once[i]) << i;
   for (size_t i = 0; i < tokens_once.size(); ++i)

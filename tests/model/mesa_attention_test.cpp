@@ -359,10 +359,12 @@ void check_transformer_gradients(std::vector<MixerKind> mixers, MesaOptions opt,
   const auto labels = random_vector(size_t(B) * T * cfg.data_dim, 72);
   auto ws = model.make_workspace<double>(B, T);
   std::vector<double> grads(params.size(), 0.0);
-  model.run<double>(params.data(), tokens.data(), labels.data(), B, ws, grads.data(),
-                    1.0 / (B * T));
+  testing::forward_backward<double>(model, params.data(), tokens.data(), labels.data(), B, ws,
+                                    grads.data(), 1.0 / (B * T));
   auto loss = [&] {
-    return model.run<double>(params.data(), tokens.data(), labels.data(), B, ws) / (2.0 * B * T);
+    return testing::forward_backward<double>(model, params.data(), tokens.data(), labels.data(), B,
+                                             ws) /
+           (2.0 * B * T);
   };
   const auto fd = finite_differences(params, loss);
   for (const auto& spec : model.layout().specs()) {

@@ -40,8 +40,9 @@ CaseResult run_case(const nlohmann::json& c, const Transformer& model) {
   r.grads.assign(model.num_params(), 0.0);
   r.grad_tokens.assign(x.size(), 0.0);
   r.ws = model.make_workspace<double>(B, T);
-  const double sq = model.run<double>(r.params.data(), x.data(), labels.data(), B, r.ws,
-                                      r.grads.data(), 1.0 / (B * T), nullptr, r.grad_tokens.data());
+  const double sq = testing::forward_backward<double>(model, r.params.data(), x.data(),
+                                                      labels.data(), B, r.ws, r.grads.data(),
+                                                      1.0 / (B * T), nullptr, r.grad_tokens.data());
   r.loss = sq / (2.0 * B * T);
   return r;
 }
@@ -59,12 +60,14 @@ void check_case(const std::string& name) {
   const auto attn = testing::flatten(c["attn_out"]);
   for (int l = 0; l <= L; ++l) {
     SCOPED_TRACE("activation after layer " + std::to_string(l));
-    EXPECT_ALL_CLOSE(r.ws.x.data() + l * NE, acts.data() + l * NE, NE, 1e-10);
+    const double* x = l < L ? r.ws.layer(l).input : r.ws.layer(L - 1).output;
+    EXPECT_ALL_CLOSE(x, acts.data() + l * NE, NE, 1e-10);
   }
   for (int l = 0; l < L; ++l) {
     SCOPED_TRACE("attention output of layer " + std::to_string(l));
+    const LayerView<const double> a = r.ws.layer(l);
     std::vector<double> layer_out(NE);
-    for (size_t i = 0; i < NE; ++i) layer_out[i] = r.ws.y[l * NE + i] - r.ws.x[l * NE + i];
+    for (size_t i = 0; i < NE; ++i) layer_out[i] = a.pre_clip[i] - a.input[i];
     EXPECT_ALL_CLOSE(layer_out.data(), attn.data() + l * NE, NE, 1e-9);
   }
   for (const auto& spec : model.layout().specs()) {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "test_util.hpp"
 
 namespace mesalab {
 namespace {
@@ -28,7 +29,7 @@ TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
   std::vector<double> tokens(4 * 8, 0.1), labels(4 * 2, 0.0);
   auto ws = model.make_workspace<double>(1, 4);
   try {
-    model.run<double>(params.data(), tokens.data(), labels.data(), 1, ws);
+    testing::forward_backward<double>(model, params.data(), tokens.data(), labels.data(), 1, ws);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     const std::string msg = e.what();
@@ -52,12 +53,12 @@ TEST(Transformer, DetectAnomalyNamesTheLayerTensorAndToken) {
     model.init_params(params.data(), 2);
     auto ws = model.make_workspace<double>(2, 5);
     if (!detect) {
-      EXPECT_TRUE(
-          std::isnan(model.run<double>(params.data(), tokens.data(), labels.data(), 2, ws)));
+      EXPECT_TRUE(std::isnan(testing::forward_backward<double>(model, params.data(), tokens.data(),
+                                                               labels.data(), 2, ws)));
       continue;
     }
     try {
-      model.run<double>(params.data(), tokens.data(), labels.data(), 2, ws);
+      testing::forward_backward<double>(model, params.data(), tokens.data(), labels.data(), 2, ws);
       FAIL() << "expected an anomaly";
     } catch (const Error& e) {
       const std::string msg = e.what();

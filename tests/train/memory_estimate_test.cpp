@@ -16,8 +16,9 @@ template <class S>
 size_t allocated(const Workspace<S>& w) {
   return w.x.size() + w.y.size() + w.attn_in.size() + w.mid.size() + w.mlp_in.size() +
          w.norm_cache.size() + w.mlp_cache.size() + w.positions.size() + w.out.size() +
-         w.d_branch.size() + w.qkv.size() + w.mixed.size() + w.cache.size() + w.dx.size() +
-         w.dmixed.size() + w.dqkv.size() + w.scratch.size() + w.lambdas.size() + w.d_lambdas.size();
+         w.d_branch.size() + w.qkv.size() + w.mixed.size() + w.cache.size() + w.d_pred.size() +
+         w.dx.size() + w.dmixed.size() + w.dqkv.size() + w.scratch.size() + w.lambdas.size() +
+         w.d_lambdas.size();
 }
 
 TEST(MemoryEstimate, WorkspaceSizesAreWhatMakeWorkspaceAllocates) {
