@@ -21,20 +21,19 @@ constexpr int kFastKeySize = 20;
 // Per (b, h) the cache holds, in this order:
 //   P  (T, K)     p_t = R_t q_t
 //   Qn (T, K)     queries after SchlagNorm (unused without it)
-//   Yn (T, K)     targets after SchlagNorm (unused without it)
-//   L  (T, T)     causal logits L[t,i] = p_t . x_i for i <= t (the upper part is never read)
-//   norms (4, T)  ||q_t||, ||k_t||, ||x_t||, ||L[t, :t]||
+//   Vn (T, K)     values after SchlagNorm (unused without it)
+//   L  (T, T)     causal logits L[t,i] = p_t . k_i for i <= t (the upper part is never read)
+//   norms (4, T)  ||q_t||, ||v_t||, ||k_t||, ||L[t, :t]||
 //   work (4, K)   temporaries of the recursion
 //   R  (T, K, K)  R_1 .. R_T; forward-only: (2, K, K), R_t and R_{t-1} in turn
-// followed by one (T, K) buffer shared by all heads for the output in head-major order.
 struct CacheLayout {
-  size_t p, qn, yn, logits, norms, work, r, head_block;
+  size_t p, qn, vn, logits, norms, work, r, head_block;
   CacheLayout(const AttentionShape& s, bool keep_inverses) {
     const size_t T = size_t(s.seq_len), K = size_t(s.key_size);
     p = 0;
     qn = p + T * K;
-    yn = qn + T * K;
-    logits = yn + T * K;
+    vn = qn + T * K;
+    logits = vn + T * K;
     norms = logits + T * T;
     work = norms + 4 * T;
     r = work + 4 * K;
@@ -42,18 +41,18 @@ struct CacheLayout {
   }
 };
 
-// Backward scratch, reused for every (b, h): dA, dP, dQ, dY (T, K each), D (T, T), work (K),
+// Backward scratch, reused for every (b, h): dA, dP, dQ, dV (T, K each), D (T, T), work (K),
 // and for a cache without inverses the recomputed R_1..R_T (T, K, K), p (T, K) and the
 // recursion's temporaries (4, K).
 struct ScratchLayout {
-  size_t d_out, dp, dq, dy, dl, work, r, p, r_work, total;
+  size_t d_out, dp, dq, dv, dl, work, r, p, r_work, total;
   explicit ScratchLayout(const AttentionShape& s) {
     const size_t T = size_t(s.seq_len), K = size_t(s.key_size);
     d_out = 0;
     dp = d_out + T * K;
     dq = dp + T * K;
-    dy = dq + T * K;
-    dl = dy + T * K;
+    dv = dq + T * K;
+    dl = dv + T * K;
     work = dl + T * T;
     r = work + K;
     p = r + T * K * K;
@@ -85,8 +84,8 @@ template <class S>
 struct RecursionArgs {
   int T, K;
   S lambda;
-  const S* x;  // inputs x_t, row stride xs
-  Eigen::Index xs;
+  const S* keys;  // k_t, row stride ks
+  Eigen::Index ks;
   const S* q;  // queries q_t, row stride qs
   Eigen::Index qs;
   S* p;     // (T, K) out: p_t
@@ -98,12 +97,12 @@ struct RecursionArgs {
 
 // Sherman-Morrison recursion for one (b, h); KC = K at compile time or Eigen::Dynamic.
 //   R_0 = lambda I;  for t = 1..T:
-//   u_t = R_{t-1} x_t,  d_t = 1 + x_t . u_t,  v_t = u_t / sqrt(d_t)
-//   R_t = R_{t-1} - v_t v_t^T,   p_t = R_t q_t
-// Subtracting v v^T (rather than u u^T / d) keeps R exactly symmetric in floating point, so
+//   u_t = R_{t-1} k_t,  d_t = 1 + k_t . u_t,  w_t = u_t / sqrt(d_t)
+//   R_t = R_{t-1} - w_t w_t^T,   p_t = R_t q_t
+// Subtracting w w^T (rather than u u^T / d) keeps R exactly symmetric in floating point, so
 // R z = sum_j z_j R[j,:]: each step is one pass over the rows j of R that writes
-// R_t[j,:] = R_{t-1}[j,:] - v_j v and accumulates p_t += q_j R_t[j,:] and
-// u_{t+1} += x_{t+1,j} R_t[j,:]. d_t >= 1 in exact arithmetic; d_t <= 0 or non-finite
+// R_t[j,:] = R_{t-1}[j,:] - w_j w and accumulates p_t += q_j R_t[j,:] and
+// u_{t+1} += k_{t+1,j} R_t[j,:]. d_t >= 1 in exact arithmetic; d_t <= 0 or non-finite
 // means the state has broken down and is reported.
 template <class S, int KC>
 void sherman_morrison_forward(const RecursionArgs<S>& a) {
@@ -113,12 +112,12 @@ void sherman_morrison_forward(const RecursionArgs<S>& a) {
   auto u_next = tmp_row<S, KC>(a.work + K, K);
   auto p = tmp_row<S, KC>(a.work + 2 * K, K);
   auto r = tmp_row<S, KC>(a.work + 3 * K, K);
-  u = a.lambda * Eigen::Map<const Row>(a.x, K);
+  u = a.lambda * Eigen::Map<const Row>(a.keys, K);
   for (int t = 0; t < a.T; ++t) {
-    const S d = S(1) + Eigen::Map<const Row>(a.x + t * a.xs, K).dot(u);
+    const S d = S(1) + Eigen::Map<const Row>(a.keys + t * a.ks, K).dot(u);
     if (!(d > 0) || !std::isfinite(d))
       fail_runtime(
-          "mesa head {}, time step {} (sequence {} of the chunk): 1 + x^T R x = {} (must be "
+          "mesa head {}, time step {} (sequence {} of the chunk): 1 + k^T R k = {} (must be "
           "positive and finite)",
           a.head, t, a.seq, d);
     u *= S(1) / std::sqrt(d);
@@ -128,7 +127,7 @@ void sherman_morrison_forward(const RecursionArgs<S>& a) {
     const S* r_prev = a.r + prev_slot * K * K;
     S* r_cur = a.r + slot * K * K;
     const S* q = a.q + t * a.qs;
-    const S* x_next = a.x + (t + 1 < a.T ? t + 1 : t) * a.xs;  // unused at the last step
+    const S* k_next = a.keys + (t + 1 < a.T ? t + 1 : t) * a.ks;  // unused at the last step
     p.setZero();
     u_next.setZero();
     for (int j = 0; j < K; ++j) {
@@ -141,7 +140,7 @@ void sherman_morrison_forward(const RecursionArgs<S>& a) {
       r -= u(j) * u;
       Eigen::Map<Row>(r_cur + size_t(j) * K, K) = r;
       p += q[j] * r;
-      u_next += x_next[j] * r;
+      u_next += k_next[j] * r;
     }
     Eigen::Map<Row>(a.p + size_t(t) * K, K) = p;
     u = u_next;
@@ -193,18 +192,17 @@ void schlag_rows_backward(const UHat& u_hat, const S* norms, const DUHat& du_hat
 }  // namespace
 
 size_t mesa_attention_cache_size(const AttentionShape& s, bool keep_inverses) {
-  return CacheLayout(s, keep_inverses).head_block * s.batch * s.heads +
-         size_t(s.seq_len) * s.key_size;
+  return CacheLayout(s, keep_inverses).head_block * s.batch * s.heads;
 }
 
 size_t mesa_attention_scratch_size(const AttentionShape& s) { return ScratchLayout(s).total; }
 
-// Per (b, h), x_t := v-projection, y_t := k-projection, q_t (y and q after the optional
-// SchlagNorm), X, Y, Q, P the (T, K) stacks:
-//   p_t = R_t q_t                           (sherman_morrison_forward)
-//   L = tril(P X^T),  A = diag(s) L Y       s_t = 1 / (||L[t, :t]|| + eps) under
+// Per (b, h), with Kh, V, Q, P the (T, K) stacks of keys k_t, values v_t, queries q_t (v and
+// q after the optional SchlagNorm) and p_t:
+//   p_t = R_t q_t                           (sherman_morrison_forward, over the keys)
+//   L = tril(P Kh^T),  A = diag(s) L V      s_t = 1 / (||L[t, :t]|| + eps) under
 //                                           normalize_logits, else 1
-// written head-minor: out[(b, t), k*H + h] = A[t, k].
+// written into the head's columns of out, like every other mixer.
 template <class S>
 void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, const S* q, const S* k,
                             const S* v, const S* lambdas, S* cache, S* out, bool keep_inverses) {
@@ -213,65 +211,61 @@ void mesa_attention_forward(const AttentionShape& s, const MesaOptions& opt, con
   for (int h = 0; h < H; ++h)
     if (!(lambdas[h] > 0) || !std::isfinite(lambdas[h]))
       fail_runtime("mesa head {}: lambda = {} (must be positive and finite)", h, lambdas[h]);
-  auto A = mat(cache + lay.head_block * s.batch * H, T, K);
   for (int b = 0; b < s.batch; ++b) {
     for (int h = 0; h < H; ++h) {
       S* c = cache + lay.head_block * (size_t(b) * H + h);
       const size_t off = size_t(b) * T * HK + size_t(h) * K;
       S* norms = c + lay.norms;
-      auto X = mat(v + off, T, K, HK);
+      auto Kh = mat(k + off, T, K, HK);
 
       const S* qp = q + off;
-      const S* yp = k + off;
+      const S* vp = v + off;
       Eigen::Index stride = HK;
       if (opt.schlag_norm) {
         auto Qn = mat(c + lay.qn, T, K);
-        auto Yn = mat(c + lay.yn, T, K);
+        auto Vn = mat(c + lay.vn, T, K);
         schlag_rows(mat(q + off, T, K, HK), Qn, norms);
-        schlag_rows(mat(k + off, T, K, HK), Yn, norms + T);
+        schlag_rows(mat(v + off, T, K, HK), Vn, norms + T);
         if (opt.schlag_norm_targets) {
           for (int t = 0; t < T; ++t) {
-            norms[2 * T + t] = X.row(t).norm();
-            Yn.row(t) /= norms[2 * T + t] + S(kNormEps);
+            norms[2 * T + t] = Kh.row(t).norm();
+            Vn.row(t) /= norms[2 * T + t] + S(kNormEps);
           }
         }
         qp = Qn.data();
-        yp = Yn.data();
+        vp = Vn.data();
         stride = K;
       }
-      auto Y = mat(yp, T, K, stride);
+      auto V = mat(vp, T, K, stride);
       auto P = mat(c + lay.p, T, K);
-      run_recursion(RecursionArgs<S>{T, K, lambdas[h], v + off, HK, qp, stride, P.data(), c + lay.r,
+      run_recursion(RecursionArgs<S>{T, K, lambdas[h], k + off, HK, qp, stride, P.data(), c + lay.r,
                                      c + lay.work, h, b, keep_inverses});
 
       auto L = mat(c + lay.logits, T, T);
-      L.template triangularView<Eigen::Lower>() = P * X.transpose();
-      A.noalias() = L.template triangularView<Eigen::Lower>() * Y;
+      L.template triangularView<Eigen::Lower>() = P * Kh.transpose();
+      auto A = mat(out + off, T, K, HK);
+      A.noalias() = L.template triangularView<Eigen::Lower>() * V;
       if (opt.normalize_logits) {
         for (int t = 0; t < T; ++t) {
           norms[3 * T + t] = L.row(t).head(t + 1).norm();
           A.row(t) /= norms[3 * T + t] + S(kNormEps);
         }
       }
-      for (int t = 0; t < T; ++t) {
-        S* orow = out + (size_t(b) * T + t) * HK + h;
-        for (int j = 0; j < K; ++j) orow[size_t(j) * H] = A(t, j);
-      }
     }
   }
 }
 
-// Backward per (b, h), given dA (the head-minor slice of d_out), with tril() below always
+// Backward per (b, h), given dA (the head's slice of d_out), with tril() below always
 // including the diagonal:
-//   dA' = diag(s) dA,  dY = L^T dA',  D = tril(dA' Y^T)           (A = diag(s) L Y)
+//   dA' = diag(s) dA,  dV = L^T dA',  D = tril(dA' V^T)           (A = diag(s) L V)
 //   normalize_logits (L~ = diag(s) L):  D[t] -= L[t] (L[t] . D[t]) s_t / ||L[t]||
-//   dP = D X (logit part),  dq_t = R_t dp_t                       (p_t = R_t q_t)
-// R_t = M_t^{-1} with M_t = I/lambda + sum_{i<=t} x_i x_i^T. Since dR = -R dM R, the total
+//   dP = D Kh (logit part),  dq_t = R_t dp_t                      (p_t = R_t q_t)
+// R_t = M_t^{-1} with M_t = I/lambda + sum_{i<=t} k_i k_i^T. Since dR = -R dM R, the total
 // gradient w.r.t. M_t is G_t = -sum_{s>=t} R_s dp_s q_s^T R_s = -sum_{s>=t} dq_s p_s^T, and
-// x_t enters every M_s with s >= t, so
-//   dx_t += (G_t + G_t^T) x_t = -sum_{s>=t} [(p_s . x_t) dq_s + (dq_s . x_t) p_s].
-// With L^T = triu(X P^T) this and the logit part dX = D^T P combine into three products:
-//   dX = (D - tril(dQ X^T))^T P - L^T dQ
+// k_t enters every M_s with s >= t, so
+//   dk_t += (G_t + G_t^T) k_t = -sum_{s>=t} [(p_s . k_t) dq_s + (dq_s . k_t) p_s].
+// With L^T = triu(Kh P^T) this and the logit part dKh = D^T P combine into three products:
+//   dKh = (D - tril(dQ Kh^T))^T P - L^T dQ
 // and, as dM_0 / dlambda = -I / lambda^2,  dlambda = -tr(G_1) / lambda^2
 //                                                  = sum_t dq_t . p_t / lambda^2.
 // The SchlagNorm backward (u_hat = u / (||u|| + eps)) is applied last.
@@ -288,7 +282,7 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
   auto dA = mat(scratch + sl.d_out, T, K);
   auto dP = mat(scratch + sl.dp, T, K);
   auto dQ = mat(scratch + sl.dq, T, K);
-  auto dY = mat(scratch + sl.dy, T, K);
+  auto dV = mat(scratch + sl.dv, T, K);
   auto D = mat(scratch + sl.dl, T, T);
   const auto Dl = D.template triangularView<Eigen::Lower>();
   for (int b = 0; b < s.batch; ++b) {
@@ -297,19 +291,17 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
       const size_t off = size_t(b) * T * HK + size_t(h) * K;
       const S* norms = c + lay.norms;
       const S lambda = lambdas[h];
-      auto X = mat(v + off, T, K, HK);
+      auto Kh = mat(k + off, T, K, HK);
       auto Q = opt.schlag_norm ? mat(c + lay.qn, T, K) : mat(q + off, T, K, HK);
-      auto Y = opt.schlag_norm ? mat(c + lay.yn, T, K) : mat(k + off, T, K, HK);
+      auto V = opt.schlag_norm ? mat(c + lay.vn, T, K) : mat(v + off, T, K, HK);
       auto P = mat(c + lay.p, T, K);
       const auto L = mat(c + lay.logits, T, T).template triangularView<Eigen::Lower>();
 
-      for (int t = 0; t < T; ++t) {
-        const S* grow = d_out + (size_t(b) * T + t) * HK + h;
-        const S scale = opt.normalize_logits ? S(1) / (norms[3 * T + t] + S(kNormEps)) : S(1);
-        for (int j = 0; j < K; ++j) dA(t, j) = grow[size_t(j) * H] * scale;
-      }
-      dY.noalias() = L.transpose() * dA;
-      D.template triangularView<Eigen::Lower>() = dA * Y.transpose();
+      dA = mat(d_out + off, T, K, HK);
+      if (opt.normalize_logits)
+        for (int t = 0; t < T; ++t) dA.row(t) /= norms[3 * T + t] + S(kNormEps);
+      dV.noalias() = L.transpose() * dA;
+      D.template triangularView<Eigen::Lower>() = dA * V.transpose();
       if (opt.normalize_logits) {
         for (int t = 0; t < T; ++t) {
           const S n = norms[3 * T + t];
@@ -319,10 +311,10 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
           d -= (l.dot(d) / (n * (n + S(kNormEps)))) * l;
         }
       }
-      dP.noalias() = Dl * X;
+      dP.noalias() = Dl * Kh;
       const S* inverses = c + lay.r;
       if (!inverses_in_cache) {
-        run_recursion(RecursionArgs<S>{T, K, lambda, v + off, HK, Q.data(), Q.outerStride(),
+        run_recursion(RecursionArgs<S>{T, K, lambda, k + off, HK, Q.data(), Q.outerStride(),
                                        scratch + sl.p, scratch + sl.r, scratch + sl.r_work, h, b,
                                        /*keep_inverses=*/true});
         inverses = scratch + sl.r;
@@ -334,35 +326,35 @@ void mesa_attention_backward(const AttentionShape& s, const MesaOptions& opt, co
         apply_stored_inverses<S, Eigen::Dynamic>(T, K, inverses, dP.data(), dQ.data(),
                                                  scratch + sl.work);
 
-      D.template triangularView<Eigen::Lower>() -= dQ * X.transpose();
-      auto dX = mat(dv + off, T, K, HK);
-      dX.noalias() = Dl.transpose() * P;
-      dX.noalias() -= L.transpose() * dQ;
+      D.template triangularView<Eigen::Lower>() -= dQ * Kh.transpose();
+      auto dKh = mat(dk + off, T, K, HK);
+      dKh.noalias() = Dl.transpose() * P;
+      dKh.noalias() -= L.transpose() * dQ;
       d_lambdas[h] += dQ.cwiseProduct(P).sum() / (lambda * lambda);
 
       auto dQout = mat(dq + off, T, K, HK);
-      auto dYout = mat(dk + off, T, K, HK);
+      auto dVout = mat(dv + off, T, K, HK);
       if (!opt.schlag_norm) {
         dQout = dQ;
-        dYout = dY;
+        dVout = dV;
         continue;
       }
       schlag_rows_backward(Q, norms, dQ, dQout);
       if (!opt.schlag_norm_targets) {
-        schlag_rows_backward(Y, norms + T, dY, dYout);
+        schlag_rows_backward(V, norms + T, dV, dVout);
         continue;
       }
-      // y_hat = y_tilde g with y_tilde = k / (||k|| + eps), g = 1 / (||x|| + eps):
-      //   dx += -(dy_hat . y_hat) x / (||x|| (||x|| + eps)),   dy_tilde = g dy_hat,
-      //   dk = dy_tilde / (||k|| + eps) - y_tilde (y_tilde . dy_tilde) / ||k||
-      // with y_tilde = y_hat / g, so y_tilde (y_tilde . dy_tilde) = y_hat (y_hat . dy_tilde) / g^2.
+      // v_hat = v_tilde g with v_tilde = v / (||v|| + eps), g = 1 / (||k|| + eps):
+      //   dk += -(dv_hat . v_hat) k / (||k|| (||k|| + eps)),   dv_tilde = g dv_hat,
+      //   dv = dv_tilde / (||v|| + eps) - v_tilde (v_tilde . dv_tilde) / ||v||
+      // with v_tilde = v_hat / g, so v_tilde (v_tilde . dv_tilde) = v_hat (v_hat . dv_tilde) / g^2.
       for (int t = 0; t < T; ++t) {
-        const S nx = norms[2 * T + t], nk = norms[T + t];
-        const S g = S(1) / (nx + S(kNormEps));
-        if (nx > 0) dX.row(t) -= (dY.row(t).dot(Y.row(t)) / (nx * (nx + S(kNormEps)))) * X.row(t);
-        dY.row(t) *= g;
-        dYout.row(t) = dY.row(t) / (nk + S(kNormEps));
-        if (nk > 0) dYout.row(t) -= (Y.row(t).dot(dY.row(t)) / (g * g * nk)) * Y.row(t);
+        const S nk = norms[2 * T + t], nv = norms[T + t];
+        const S g = S(1) / (nk + S(kNormEps));
+        if (nk > 0) dKh.row(t) -= (dV.row(t).dot(V.row(t)) / (nk * (nk + S(kNormEps)))) * Kh.row(t);
+        dV.row(t) *= g;
+        dVout.row(t) = dV.row(t) / (nv + S(kNormEps));
+        if (nv > 0) dVout.row(t) -= (V.row(t).dot(dV.row(t)) / (g * g * nv)) * V.row(t);
       }
     }
   }

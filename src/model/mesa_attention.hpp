@@ -1,18 +1,22 @@
 #pragma once
-// Mesa layer (the paper's least-squares attention). Per head h with inputs x_i (v-proj),
-// targets y_i (k-proj), queries q_t and a learned lambda_h > 0:
-//   R_t = (sum_{i<=t} x_i x_i^T + I / lambda_h)^{-1},   a_t = (sum_{i<=t} y_i x_i^T) R_t q_t,
-// i.e. a_t = sum_{i<=t} (p_t . x_i) y_i with p_t = R_t q_t; the current token is included.
+// Mesa layer (the paper's least-squares attention). Per head h, a least-squares regression
+// from the keys k_i (the regression's inputs) to the values v_i (its targets), read out at
+// the query q_t, with a learned lambda_h > 0:
+//   R_t = (sum_{i<=t} k_i k_i^T + I / lambda_h)^{-1},   a_t = (sum_{i<=t} v_i k_i^T) R_t q_t,
+// i.e. a_t = sum_{i<=t} (p_t . k_i) v_i with p_t = R_t q_t; the current token is included.
+// Linear attention is the same with R_t = I; MesaNet (arXiv 2506.05233) uses the same names.
 // R_t comes from the Sherman-Morrison recursion R_0 = lambda I,
-//   R_t = R_{t-1} - R_{t-1} x_t x_t^T R_{t-1} / (1 + x_t^T R_{t-1} x_t),
+//   R_t = R_{t-1} - R_{t-1} k_t k_t^T R_{t-1} / (1 + k_t^T R_{t-1} k_t),
 // run per (sequence, head) with the K x K state in L1 and no allocation.
-// The output is written head-minor (column k*H + h), the official code's layout, so that
-// o-projection weights exported from it load unchanged.
+// Layouts are those of every mixer: q, k, v and the output head-major (column h*K + j).
+// The official code names the inputs "v" (v_proj) and the targets "k" (k_proj) and writes
+// the output head-minor (column j*H + h); mesa_params_from_official (model/official_layout.hpp)
+// converts its weights.
 //
 // lambda: the parameter is lambda itself (R_0 = lambda I, as in the official code and the
 // reference fixture), so d_lambdas is d loss / d lambda. Positivity is not built into the
 // parametrisation; it is checked instead: lambda_h <= 0 (or non-finite), and a recursion whose
-// 1 + x^T R x is <= 0 or non-finite, throw a runtime mesalab::Error naming the head and the
+// 1 + k^T R k is <= 0 or non-finite, throw a runtime mesalab::Error naming the head and the
 // time step (the caller adds layer and training step and keeps the last good checkpoint).
 // The transformer can instead store theta with lambda = softplus(theta), positive by
 // construction (ModelConfig::mesa_lambda_softplus, config model.mesa_lambda_param); it then
@@ -26,20 +30,20 @@
 // float with the same (GEMV-based) kernels: forward+backward 1.16 ms stored vs 1.20 ms
 // reverse (the row-fused kernels since then bring the stored variant to ~0.95 ms), and float
 // gradients 10x closer to double ones on O(1) inputs (dq 5e-6 vs 7e-5, dlambda 4e-6 vs 4e-5
-// relative), because the downdate divides by 1 - x^T R_t x = 1 / d_t, which cancels.
+// relative), because the downdate divides by 1 - k^T R_t k = 1 / d_t, which cancels.
 //
 // Float precision: forming p_t = R_t q_t explicitly (as the official code does) cancels when
-// lambda ||x||^2 >> 1, since R_t has eigenvalues ~lambda orthogonal to the inputs seen so far
-// while the logits p_t . x_i stay O(1). On O(1) inputs, float vs double relative error of the
-// output / of dv: 4e-6 / 4e-5 at lambda = 1, 2e-4 / 1.5e-2 at lambda = 100. At the model's
+// lambda ||k||^2 >> 1, since R_t has eigenvalues ~lambda orthogonal to the keys seen so far
+// while the logits p_t . k_i stay O(1). On O(1) inputs, float vs double relative error of the
+// output / of dk: 4e-6 / 4e-5 at lambda = 1, 2e-4 / 1.5e-2 at lambda = 100. At the model's
 // init scale (weights 2e-4) the errors are ~3e-7 for any lambda in [1e-3, 1e3].
 //
 // Options (official mesa.py semantics):
-//   schlag_norm: q <- q / (||q|| + 1e-16) and y <- y / (||y|| + 1e-16) per head and token;
-//     the inputs x are never normalised.
-//   schlag_norm_targets: additionally y <- y / (||x|| + 1e-16) (the official quirk); it only
+//   schlag_norm: q <- q / (||q|| + 1e-16) and v <- v / (||v|| + 1e-16) per head and token;
+//     the keys k are never normalised.
+//   schlag_norm_targets: additionally v <- v / (||k|| + 1e-16) (the official quirk); it only
 //     acts together with schlag_norm, as in the official code.
-//   normalize_logits: the causal logit row l_t = (p_t . x_i)_{i<=t} becomes
+//   normalize_logits: the causal logit row l_t = (p_t . k_i)_{i<=t} becomes
 //     l_t / (||l_t|| + 1e-16) before it multiplies the targets.
 #include <cstddef>
 
@@ -48,13 +52,13 @@
 namespace mesalab {
 
 struct MesaOptions {
-  bool schlag_norm = false;          // normalise queries and targets per head and token
-  bool schlag_norm_targets = false;  // official quirk: targets also divided by ||inputs||
+  bool schlag_norm = false;          // normalise queries and values per head and token
+  bool schlag_norm_targets = false;  // official quirk: values also divided by ||keys||
                                      // (only together with schlag_norm)
-  bool normalize_logits = false;     // L2-normalise the causal logit row (p_t . x_i)_{i<=t}
+  bool normalize_logits = false;     // L2-normalise the causal logit row (p_t . k_i)_{i<=t}
 };
 
-// Cache: per (sequence, head) p_t, the normalised q and y, the logits, norms and R_1..R_T
+// Cache: per (sequence, head) p_t, the normalised q and v, the logits, norms and R_1..R_T
 // (about T*K*K values, 20400 for T=50, K=20; 78% of the cache). Without the inverses
 // (keep_inverses = false: a forward that no backward follows, or one whose backward
 // recomputes them) only two K x K states are kept, 2*K*K + 3*T*K + T*T + 4*T + 4*K values.
@@ -62,7 +66,7 @@ struct MesaOptions {
 size_t mesa_attention_cache_size(const AttentionShape& s, bool keep_inverses = true);
 size_t mesa_attention_scratch_size(const AttentionShape& s);
 
-// q, k, v: (B, T, H*K) head-major; out: (B, T, K*H) head-minor; lambdas: (H).
+// q, k, v, out: (B, T, H*K) head-major; lambdas: (H).
 // keep_inverses = false runs the same arithmetic but keeps only R_t and R_{t-1}: the output
 // is bit-identical, and the cache (sized for it) cannot feed a backward.
 template <class S>

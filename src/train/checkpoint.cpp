@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "io/safetensors.hpp"
+#include "model/official_layout.hpp"
 
 namespace mesalab {
 
@@ -19,7 +20,6 @@ void save_checkpoint(const std::filesystem::path& path, const Transformer& model
   file.metadata["step"] = std::to_string(state.step);
   file.metadata["data_generator"] = std::to_string(state.data_generator);
   file.metadata["config"] = resolved_config.dump();
-  file.metadata["mesa_o_layout"] = "rows of a mesa layer's o are head-minor (k*H + h)";
   for (const auto& spec : model.layout().specs()) {
     file.add_f32(spec.name, spec.shape, state.params.data() + spec.offset);
     file.add_f32("optim.m." + spec.name, spec.shape, state.adam_m.data() + spec.offset);
@@ -39,10 +39,10 @@ static SafetensorsFile load_checked(const std::filesystem::path& path, bool* ver
   if (format == file.metadata.end() || format->second != "mesalab-checkpoint")
     fail("{}: not a mesalab checkpoint (metadata 'format' missing)", path.string());
   const auto version = file.metadata.find("format_version");
-  if (version == file.metadata.end() || version->second != std::to_string(kCheckpointFormatVersion))
-    fail("{}: unsupported checkpoint format version '{}' (this build reads version {})",
-         path.string(), version == file.metadata.end() ? "" : version->second,
-         kCheckpointFormatVersion);
+  const std::string found = version == file.metadata.end() ? "" : version->second;
+  if (found != "1" && found != std::to_string(kCheckpointFormatVersion))
+    fail("{}: unsupported checkpoint format version '{}' (this build reads versions 1 to {})",
+         path.string(), found, kCheckpointFormatVersion);
   const auto checksum = file.metadata.find("data_checksum");
   if (checksum == file.metadata.end()) {
     fmt::print(stderr,
@@ -94,6 +94,15 @@ TrainState load_checkpoint(const std::filesystem::path& path, const Transformer&
       const std::vector<float> values = file.get_f32(names[j], spec.shape);
       std::copy(values.begin(), values.end(), targets[j]->begin() + spec.offset);
     }
+  }
+  if (file.metadata.at("format_version") == "1" &&
+      mesa_params_from_official(model, state.params.data())) {
+    mesa_params_from_official(model, state.adam_m.data());
+    mesa_params_from_official(model, state.adam_v.data());
+    fmt::print(stderr,
+               "note: {} is a format-1 checkpoint; its mesa layers were converted to the current "
+               "layout (k/v swapped, o rows head-major)\n",
+               path.string());
   }
   const size_t expected_tensors = 3 * model.layout().specs().size() + 1;
   if (file.tensors.size() != expected_tensors)

@@ -16,7 +16,9 @@
 
 namespace mesalab {
 
-inline constexpr int kCheckpointFormatVersion = 1;
+// Version 2: mesa layers in the attention layout (model/official_layout.hpp); version 1
+// files are converted on loading.
+inline constexpr int kCheckpointFormatVersion = 2;
 
 struct TrainState {
   int64_t step = 0;  // updates done so far

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cli/cli_util.hpp"
+#include "train/checkpoint.hpp"
 
 namespace mesalab {
 namespace {
@@ -191,7 +192,7 @@ TEST_F(CliTest, InspectListsTensorsAndMetadata) {
   ASSERT_EQ(r.code, 0) << describe(r);
   const json j = json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
-  EXPECT_EQ(j["metadata"]["format_version"], "1");
+  EXPECT_EQ(j["metadata"]["format_version"], std::to_string(kCheckpointFormatVersion));
   EXPECT_EQ(j["tensors"][0]["shape"], json::array({40, 80}));
   const fs::path junk = root_ / "junk.safetensors";
   std::ofstream(junk) << "not a safetensors file";

@@ -85,44 +85,45 @@ Grads backward(const MixerCase& c, const std::vector<double>& g, double lambda_o
   return {up(dq), up(dk), up(dv), up(dlam)};
 }
 
-// The independent reference: per (b, h, t) a Cholesky solve of
-//   (sum_{i<=t} x_i x_i^T + I / lambda) p_t = q_t,
-// then a_t = sum_{i<=t} l_i y_i with l_i = p_t . x_i (optionally l / (||l|| + 1e-16)).
+// The independent reference: per (b, h, t) a Cholesky solve over the keys k_i,
+//   (sum_{i<=t} k_i k_i^T + I / lambda) p_t = q_t,
+// then a_t = sum_{i<=t} l_i v_i with l_i = p_t . k_i (optionally l / (||l|| + 1e-16)), written
+// head-major (column h*K + j).
 std::vector<double> reference_forward(const MixerCase& c) {
   const int T = c.shape.seq_len, K = c.shape.key_size, H = c.shape.heads, HK = c.shape.width();
   const double eps = 1e-16;
   std::vector<double> out(c.size());
   for (int b = 0; b < c.shape.batch; ++b) {
     for (int h = 0; h < H; ++h) {
-      std::vector<Vec> x(T), y(T), q(T);
+      std::vector<Vec> keys(T), values(T), q(T);
       for (int t = 0; t < T; ++t) {
         const size_t base = (size_t(b) * T + t) * HK + size_t(h) * K;
-        x[t] = Eigen::Map<const Vec>(c.v.data() + base, K);
-        y[t] = Eigen::Map<const Vec>(c.k.data() + base, K);
+        keys[t] = Eigen::Map<const Vec>(c.k.data() + base, K);
+        values[t] = Eigen::Map<const Vec>(c.v.data() + base, K);
         q[t] = Eigen::Map<const Vec>(c.q.data() + base, K);
         if (c.opt.schlag_norm) {
           q[t] /= q[t].norm() + eps;
-          y[t] /= y[t].norm() + eps;
-          if (c.opt.schlag_norm_targets) y[t] /= x[t].norm() + eps;
+          values[t] /= values[t].norm() + eps;
+          if (c.opt.schlag_norm_targets) values[t] /= keys[t].norm() + eps;
         }
       }
       Eigen::MatrixXd A = Eigen::MatrixXd::Identity(K, K) / c.lambdas[h];
       for (int t = 0; t < T; ++t) {
-        A += x[t] * x[t].transpose();
+        A += keys[t] * keys[t].transpose();
         const Vec p = A.llt().solve(q[t]);
         Vec l(t + 1);
-        for (int i = 0; i <= t; ++i) l[i] = p.dot(x[i]);
+        for (int i = 0; i <= t; ++i) l[i] = p.dot(keys[i]);
         if (c.opt.normalize_logits) l /= l.norm() + eps;
         Vec a = Vec::Zero(K);
-        for (int i = 0; i <= t; ++i) a += l[i] * y[i];
-        for (int j = 0; j < K; ++j) out[(size_t(b) * T + t) * HK + size_t(j) * H + h] = a[j];
+        for (int i = 0; i <= t; ++i) a += l[i] * values[i];
+        for (int j = 0; j < K; ++j) out[(size_t(b) * T + t) * HK + size_t(h) * K + j] = a[j];
       }
     }
   }
   return out;
 }
 
-// max |a - b| / max |b| over the entries of one (b, h) head slice (head-minor layout), worst
+// max |a - b| / max |b| over the entries of one (b, h) head slice, worst
 // over all heads, so that a head with small outputs is judged on its own scale.
 double worst_head_rel_error(const AttentionShape& s, const std::vector<double>& a,
                             const std::vector<double>& b) {
@@ -132,7 +133,7 @@ double worst_head_rel_error(const AttentionShape& s, const std::vector<double>& 
       double diff = 0, scale = 0;
       for (int t = 0; t < s.seq_len; ++t) {
         for (int j = 0; j < s.key_size; ++j) {
-          const size_t i = (size_t(bi) * s.seq_len + t) * s.width() + size_t(j) * s.heads + h;
+          const size_t i = (size_t(bi) * s.seq_len + t) * s.width() + size_t(h) * s.key_size + j;
           diff = std::max(diff, std::abs(a[i] - b[i]));
           scale = std::max(scale, std::abs(b[i]));
         }
@@ -152,15 +153,15 @@ TEST(MesaAttention, ShermanMorrisonMatchesDirectSolve) {
 }
 
 TEST(MesaAttention, ShermanMorrisonMatchesDirectSolveBadlyConditioned) {
-  // Inputs whose K directions have scales 1e-2 .. 1e2 (Gram condition number ~1e8), queries
-  // and targets O(1). The recursion's error grows with the conditioning (unlike Cholesky, it
+  // Keys whose K directions have scales 1e-2 .. 1e2 (Gram condition number ~1e8), queries
+  // and values O(1). The recursion's error grows with the conditioning (unlike Cholesky, it
   // is not invariant to the column scaling): measured against a long double solve it is
   // ~1e-9 here while the double Cholesky is ~1e-12, hence the looser bound.
   const AttentionShape shape{2, 50, 3, 20};
   MixerCase c = random_case(shape, {1e-3, 1.0, 1e3}, 12);
-  for (size_t i = 0; i < c.v.size(); ++i) {
+  for (size_t i = 0; i < c.k.size(); ++i) {
     const int j = int(i % shape.key_size);
-    c.v[i] *= std::pow(10.0, -2.0 + 4.0 * j / (shape.key_size - 1));
+    c.k[i] *= std::pow(10.0, -2.0 + 4.0 * j / (shape.key_size - 1));
   }
   EXPECT_LT(worst_head_rel_error(shape, forward<double>(c), reference_forward(c)), 1e-8);
 }
@@ -291,8 +292,8 @@ TEST(MesaAttention, FloatForwardMatchesDouble) {
 }
 
 // The float backward stays accurate at the paper's init scale and on O(1) inputs with lambda
-// ~1 (stored R_t: worst is dv at ~4e-5 on O(1) inputs; the reverse downdate reached 1e-4).
-// Larger lambda ||x||^2 loses float precision in any explicit-p_t formulation (header).
+// ~1 (stored R_t: worst is dk at ~4e-5 on O(1) inputs; the reverse downdate reached 1e-4).
+// Larger lambda ||k||^2 loses float precision in any explicit-p_t formulation (header).
 TEST(MesaAttention, FloatGradientsMatchDouble) {
   for (const bool init : {true, false}) {
     SCOPED_TRACE(init ? "init-scale inputs" : "O(1) inputs");
@@ -329,8 +330,8 @@ TEST(MesaAttention, RejectsNonPositiveLambda) {
 TEST(MesaAttention, ReportsNonFiniteRecursionWithHeadAndStep) {
   const AttentionShape shape{1, 6, 2, 3};
   MixerCase c = random_case(shape, {1.0, 1.0}, 62);
-  // Input x of head 0 at time step 3 becomes infinite.
-  c.v[3 * shape.width()] = std::numeric_limits<double>::infinity();
+  // Key k of head 0 at time step 3 becomes infinite.
+  c.k[3 * shape.width()] = std::numeric_limits<double>::infinity();
   expect_runtime_error([&] { forward<double>(c); }, "head 0, time step 3");
 }
 
