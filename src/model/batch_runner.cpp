@@ -55,8 +55,17 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
     squared_error_gradient<S>(ws, count, chunk_labels, grad_scale, ws.d_pred.data());
     model_.backward<S>(params, chunk_tokens, count, ws, ws.d_pred.data(), partial);
   });
-  // Fixed-order reduction over chunks in double, parallel over parameters: a large batch
-  // (2^20 sequences = 2^17 partials) keeps its accuracy, and the order fixes the bits.
+  sum_grad_partials(grads);
+  double total = 0.0;
+  for (double l : loss_partials_) total += l;
+  return total / (2.0 * batch_ * T);
+}
+
+// Fixed-order reduction over chunks in double, parallel over parameters: a large batch
+// (2^20 sequences = 2^17 partials) keeps its accuracy, and the order fixes the bits.
+template <class S>
+void BatchRunner<S>::sum_grad_partials(S* grads) {
+  const size_t P = model_.num_params();
   const int chunks = num_chunks();
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < P; ++i) {
@@ -64,9 +73,40 @@ double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* 
     for (int c = 1; c < chunks; ++c) sum += double(grad_partials_[size_t(c) * P + i]);
     grads[i] = S(sum);
   }
+}
+
+template <class S>
+double BatchRunner<S>::scored_loss_and_grad(const S* params, const S* tokens, const S* labels,
+                                            const std::vector<char>& scored, double scale, S* grads,
+                                            S* grad_tokens) {
+  if (forward_only_) fail("scored_loss_and_grad needs a BatchRunner made without forward_only");
+  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
+  if (scored.size() != size_t(T))
+    fail("scored positions: {} entries for sequences of {} tokens", scored.size(), T);
+  const size_t P = model_.num_params();
+  grad_partials_.resize(size_t(num_chunks()) * P);
+  std::vector<double> token_err(size_t(batch_) * T);
+  for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
+    S* partial = grad_partials_.data() + size_t(c) * P;
+    std::fill(partial, partial + P, S(0));
+    const S* chunk_tokens = tokens + size_t(first) * T * E;
+    const S* chunk_labels = labels + size_t(first) * T * D;
+    model_.forward<S>(params, chunk_tokens, count, ws);
+    squared_error<S>(ws, count, chunk_labels, token_err.data() + size_t(first) * T);
+    S* d_pred = ws.d_pred.data();
+    squared_error_gradient<S>(ws, count, chunk_labels, S(scale), d_pred);
+    for (int b = 0; b < count; ++b)
+      for (int t = 0; t < T; ++t)
+        if (!scored[size_t(t)]) std::fill_n(d_pred + (size_t(b) * T + t) * D, D, S(0));
+    model_.backward<S>(params, chunk_tokens, count, ws, d_pred, partial,
+                       grad_tokens ? grad_tokens + size_t(first) * T * E : nullptr);
+  });
+  sum_grad_partials(grads);
   double total = 0.0;
-  for (double l : loss_partials_) total += l;
-  return total / (2.0 * batch_ * T);
+  for (int b = 0; b < batch_; ++b)
+    for (int t = 0; t < T; ++t)
+      if (scored[size_t(t)]) total += token_err[size_t(b) * T + t];
+  return scale / 2.0 * total;
 }
 
 template <class S>

@@ -31,6 +31,14 @@ class BatchRunner {
   // tokens (B,T,E), labels (B,T,D).
   double loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads);
 
+  // A loss over some positions only, the same for every sequence (in-context learning scores
+  // the x positions): loss = scale / 2 * sum_{b, t: scored[t]} sum_d (pred - label)^2.
+  // grads (overwritten) = d loss / d params; grad_tokens (overwritten, (B,T,E), may be null)
+  // = d loss / d tokens. scored has T entries.
+  double scored_loss_and_grad(const S* params, const S* tokens, const S* labels,
+                              const std::vector<char>& scored, double scale, S* grads,
+                              S* grad_tokens);
+
   // Forward only: squared error summed over channels, per token, written to (B,T).
   void token_errors(const S* params, const S* tokens, const S* labels, double* sq_err);
 
@@ -44,6 +52,7 @@ class BatchRunner {
   int num_chunks() const { return (batch_ + kChunkSequences - 1) / kChunkSequences; }
   template <class ChunkFn>
   void for_each_chunk(ChunkFn&& fn);
+  void sum_grad_partials(S* grads);
 
   const Transformer& model_;
   int batch_, seq_len_;

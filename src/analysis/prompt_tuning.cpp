@@ -1,0 +1,82 @@
+#include "analysis/prompt_tuning.hpp"
+
+#include "analysis/icl.hpp"
+#include "core/error.hpp"
+#include "model/batch_runner.hpp"
+#include "train/optimizer.hpp"
+
+namespace mesalab {
+
+template <class S>
+PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, const IclConfig& cfg,
+                       const IclTasks& tasks, const std::vector<double>& eos,
+                       const std::vector<double>& prefix, PromptPart what) {
+  check_icl_model(model.config(), cfg);
+  const IclLayout lay = icl_layout(cfg);
+  const IclBatch data = format_icl_batch(cfg, tasks, eos, prefix);
+  const int B = data.batch, T = lay.length, D = cfg.dim;
+  std::vector<S> tokens, labels;
+  icl_tokens(data, tokens, labels);
+  std::vector<char> scored(size_t(T), 0);
+  for (int x : lay.x_positions) scored[size_t(x)] = 1;
+  BatchRunner<S> runner(model, B, T);
+  std::vector<S> grads(model.num_params()), grad_tokens(tokens.size());
+  PromptLoss out;
+  out.loss = runner.scored_loss_and_grad(params.data(), tokens.data(), labels.data(), scored,
+                                         1.0 / (double(B) * double(lay.x_positions.size())),
+                                         grads.data(), grad_tokens.data());
+  const auto add_position = [&](int t, double* g) {
+    for (int b = 0; b < B; ++b)
+      for (int d = 0; d < D; ++d) g[d] += double(grad_tokens[(size_t(b) * T + t) * D + d]);
+  };
+  if (what == PromptPart::Eos) {
+    out.grad.assign(size_t(D), 0.0);
+    for (int t : lay.eos_positions) add_position(t, out.grad.data());
+  } else {
+    out.grad.assign(size_t(lay.prefix) * D, 0.0);
+    for (int p = 0; p < lay.prefix; ++p) add_position(p, out.grad.data() + size_t(p) * D);
+  }
+  return out;
+}
+
+template PromptLoss prompt_loss<float>(const Transformer&, const std::vector<float>&,
+                                       const IclConfig&, const IclTasks&,
+                                       const std::vector<double>&, const std::vector<double>&,
+                                       PromptPart);
+template PromptLoss prompt_loss<double>(const Transformer&, const std::vector<double>&,
+                                        const IclConfig&, const IclTasks&,
+                                        const std::vector<double>&, const std::vector<double>&,
+                                        PromptPart);
+
+PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>& params,
+                             const IclConfig& cfg, std::vector<double> eos,
+                             std::vector<double> prefix, const PromptTuneOptions& options) {
+  const IclFormat needed = options.what == PromptPart::Eos ? IclFormat::Eos : IclFormat::Prefix;
+  if (cfg.format != needed)
+    fail("prompt tuning of the {} needs the {} format (got {})",
+         options.what == PromptPart::Eos ? "EOS token" : "prefix", icl_format_name(needed),
+         icl_format_name(cfg.format));
+  if (options.steps < 0 || options.batch < 1 || !(options.lr > 0))
+    fail("prompt tuning: steps >= 0, batch >= 1 and lr > 0 needed (got {}, {}, {})", options.steps,
+         options.batch, options.lr);
+  OptimConfig adam;
+  adam.peak_lr = options.lr;
+  adam.use_schedule = false;
+  adam.weight_decay = 0.0;
+  adam.grad_clip = 0.0;
+  std::vector<double>& tuned = options.what == PromptPart::Eos ? eos : prefix;
+  std::vector<double> m(tuned.size(), 0.0), v(tuned.size(), 0.0);
+  PromptTuneResult result;
+  for (int step = 0; step < options.steps; ++step) {
+    const IclTasks tasks =
+        draw_icl_tasks(cfg, options.seed, RngPurpose::Prompt, uint64_t(step), options.batch);
+    const PromptLoss l = prompt_loss(model, params, cfg, tasks, eos, prefix, options.what);
+    result.losses.push_back(l.loss);
+    adamw_step<double>(adam, step, tuned.data(), l.grad.data(), m.data(), v.data(), tuned.size());
+  }
+  result.eos = std::move(eos);
+  result.prefix = std::move(prefix);
+  return result;
+}
+
+}  // namespace mesalab

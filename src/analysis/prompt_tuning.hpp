@@ -1,0 +1,50 @@
+#pragma once
+// Prompt tuning (SPEC_EXPERIMENTS 9): the model stays frozen; only the EOS token, or the P
+// prefix tokens (with a fixed EOS), are trained by Adam (constant lr, no clipping, no weight
+// decay) on fresh in-context tasks every step (RngPurpose::Prompt, step k). Loss per step:
+//   L = sum_b sum_{x positions} |pred - y|^2 / (2 B n),  n = number of x positions,
+// the official normaliser up to its T_data / 3 ~ n (Adam is invariant to the scale).
+// d L / d token comes from the model's backward; a token used at several positions (EOS)
+// sums their gradients.
+#include <cstdint>
+#include <vector>
+
+#include "data/icl.hpp"
+#include "model/transformer.hpp"
+
+namespace mesalab {
+
+enum class PromptPart { Eos, Prefix };
+
+struct PromptTuneOptions {
+  PromptPart what = PromptPart::Eos;
+  int steps = 500;
+  double lr = 1e-3;  // official: 1e-3 for EOS, 9e-4 for the prefix
+  int batch = 128;
+  uint64_t seed = 0;
+};
+
+struct PromptTuneResult {
+  std::vector<double> eos;     // (D)
+  std::vector<double> prefix;  // (P, D)
+  std::vector<double> losses;  // L before each step's update
+};
+
+// cfg.format must be Eos for what = Eos and Prefix for what = Prefix; eos and prefix are the
+// starting values (prefix empty for Eos). params stay untouched (const).
+PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>& params,
+                             const IclConfig& cfg, std::vector<double> eos,
+                             std::vector<double> prefix, const PromptTuneOptions& options);
+
+// L and dL/d(tuned tokens) of one formatted batch: what the tuner's step uses (float); the
+// double path is for the finite-difference tests.
+struct PromptLoss {
+  double loss = 0.0;
+  std::vector<double> grad;  // d L / d eos (D) or d L / d prefix (P, D)
+};
+template <class S>
+PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, const IclConfig& cfg,
+                       const IclTasks& tasks, const std::vector<double>& eos,
+                       const std::vector<double>& prefix, PromptPart what);
+
+}  // namespace mesalab
