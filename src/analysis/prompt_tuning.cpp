@@ -73,6 +73,7 @@ PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>&
     const PromptLoss l = prompt_loss(model, params, cfg, tasks, eos, prefix, options.what);
     result.losses.push_back(l.loss);
     adamw_step<double>(adam, step, tuned.data(), l.grad.data(), m.data(), v.data(), tuned.size());
+    if (options.on_step) options.on_step(step, l.loss);
   }
   result.eos = std::move(eos);
   result.prefix = std::move(prefix);

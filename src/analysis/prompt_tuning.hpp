@@ -7,6 +7,7 @@
 // d L / d token comes from the model's backward; a token used at several positions (EOS)
 // sums their gradients.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "data/icl.hpp"
@@ -22,6 +23,7 @@ struct PromptTuneOptions {
   double lr = 1e-3;  // official: 1e-3 for EOS, 9e-4 for the prefix
   int batch = 128;
   uint64_t seed = 0;
+  std::function<void(int step, double loss)> on_step;  // after each step (progress)
 };
 
 struct PromptTuneResult {

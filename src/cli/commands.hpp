@@ -35,6 +35,8 @@ Command add_revalg_command(CLI::App& root);
 Command add_interpolate_command(CLI::App& root);
 Command add_plot_command(CLI::App& root);
 Command add_reproduce_command(CLI::App& root);
+Command add_icl_command(CLI::App& root);
+Command add_prompt_tune_command(CLI::App& root);
 
 // The commands' figures go to RUN_DIR/figures/<stem>.{csv,gp,svg,png}. The environment
 // variable MESALAB_GNUPLOT, read only here, names the gnuplot program (default "gnuplot"; an

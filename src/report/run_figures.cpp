@@ -129,6 +129,21 @@ Figure per_step_figure(const std::string& title,
   return {title, {panel}};
 }
 
+Figure icl_figure(const std::string& title,
+                  const std::vector<std::pair<std::string, std::vector<double>>>& columns,
+                  size_t solid_columns) {
+  if (columns.empty()) fail("figure '{}': no curves", title);
+  Panel panel{"in-context linear regression", "examples in the context",
+              "loss sum (pred - y)^2 / 2B", false, true};
+  for (size_t i = 0; i < columns.size(); ++i) {
+    const auto& [name, curve] = columns[i];
+    std::vector<double> shots(curve.size());
+    for (size_t j = 0; j < shots.size(); ++j) shots[j] = double(j);
+    panel.series.push_back({name, shots, curve, i >= solid_columns});
+  }
+  return {title, {panel}};
+}
+
 Figure probe_figure(const std::vector<ProbeResult>& results, const ControlResult* control) {
   if (results.empty()) fail("figure 'linear probes': no probe results");
   Figure figure{"linear probes of the residual stream (in-sample least squares)"};

@@ -44,6 +44,13 @@ Figure per_step_figure(const std::string& title,
                        const std::vector<std::pair<std::string, std::vector<double>>>& columns,
                        size_t solid_columns = 1);
 
+// In-context regression: the loss of predicting y_j against the number of examples seen
+// before it (0, 1, ...), log y; the first `solid_columns` columns solid (the model's
+// variants), the others dashed (least squares).
+Figure icl_figure(const std::string& title,
+                  const std::vector<std::pair<std::string, std::vector<double>>>& columns,
+                  size_t solid_columns);
+
 // One panel per probe target with one line per probed layer ("input", "layer 1", ...): probe
 // loss against t (log y). The control, if given, is a dashed line in the inverse-target
 // panel (in a panel of its own if there is none). Throws Error if `results` is empty.
