@@ -11,6 +11,7 @@
 #include "analysis/icl.hpp"
 #include "core/error.hpp"
 #include "core/rng.hpp"
+#include "core/stats.hpp"
 #include "test_util.hpp"
 #include "train/checkpoint.hpp"
 #include "train/trainer.hpp"
@@ -118,6 +119,53 @@ TEST(PromptTuning, RefusesAConstructedTokenModelAndAWrongFormat) {
   const std::vector<float> raw_params(raw.num_params(), 0.0f);
   cfg.format = IclFormat::Plain;
   EXPECT_THROW(tune_prompt(raw, raw_params, cfg, normals(3, 1), {}, {}), Error);
+}
+
+// A small raw-token hybrid trained 2000 steps on D = 3, T = 12 sequences (loss ~0.2 against
+// the zero predictor's 0.5): tuning its EOS for 100 steps must cut the held-out in-context loss
+// of the EOS format well below the random starting EOS's and below the plain format's (with
+// 6 instead of 4 examples), and leave the weights untouched. Measured: start 0.67-0.72, tuned
+// 0.36-0.47, plain 0.41-0.48.
+TEST(PromptTuning, TunedEosLowersTheHeldOutLossOfATrainedModel) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "mesalab_prompt_test";
+  std::filesystem::remove_all(dir);
+  const RunConfig cfg = make_run_config(
+      nullptr,
+      {"data.tokens=raw", "data.dim=3", "data.seq_len=12", "model.embed_dim=16", "model.heads=2",
+       "model.key_size=8", "model.layer=[\"softmax\", \"lsa\"]", "model.positional_codes=true",
+       "optim.lr=1e-2", "train.steps=2000", "optim.warmup_steps=100", "optim.decay_steps=2000",
+       "train.batch_size=32", "train.eval_every=1000", "train.test_batches=1"});
+  TrainOptions quiet;
+  quiet.progress = false;
+  train(cfg, dir, quiet);
+  const Transformer model(cfg.model);
+  const std::vector<float> params = load_checkpoint(latest_checkpoint_path(dir), model).params;
+  const std::vector<float> frozen = params;
+
+  IclConfig icl = icl_config_of_run(cfg, 0, 0.0);
+  icl.format = IclFormat::Eos;
+  PromptTuneOptions options;
+  options.steps = 100;
+  options.lr = 3e-2;
+  options.batch = 64;
+  const std::vector<double> start = normals(3, 21);
+  const PromptTuneResult tuned = tune_prompt(model, params, icl, start, {}, options);
+  EXPECT_EQ(params, frozen);
+  ASSERT_EQ(tuned.losses.size(), 100u);
+
+  const auto held_out = [&](IclFormat format, const std::vector<double>& eos) {
+    IclConfig c = icl;
+    c.format = format;
+    double sum = 0;
+    for (uint64_t seed : {1, 11, 111})
+      sum += curve_mean(icl_curves(model, params, c, eos, {}, seed, 128).model);
+    return sum / 3;
+  };
+  const double before = held_out(IclFormat::Eos, start);
+  const double after = held_out(IclFormat::Eos, tuned.eos);
+  const double plain = held_out(IclFormat::Plain, {});
+  EXPECT_LT(after, 0.8 * before) << "before " << before << ", after " << after;
+  EXPECT_LT(after, plain) << "plain " << plain << ", after " << after;
 }
 
 }  // namespace
