@@ -40,5 +40,6 @@ Outcome analyse_probes(const Context& ctx);         // experiments_probes.cpp
 Outcome analyse_probes_depth(const Context& ctx);   // experiments_probes.cpp
 Outcome analyse_depth_sweep(const Context& ctx);    // experiments_depth.cpp
 Outcome analyse_interpolation(const Context& ctx);  // experiments_depth.cpp
+Outcome analyse_icl(const Context& ctx);            // experiments_icl.cpp
 
 }  // namespace mesalab::report

@@ -463,6 +463,15 @@ const std::vector<Experiment>& experiment_registry() {
        "and the next-state probe loss lower after the last layer than at the input",
        {"lsa_6layer", "softmax_6layer"},
        analyse_probes_depth},
+      {"icl_prompt_tuning",
+       "A model trained only to predict the next element of sequences does few-shot in-context "
+       "linear regression unchanged, and tuning a single EOS token, then a short prefix, makes "
+       "it clearly better.",
+       "Paper, in-context learning with autoregressively trained models (SPEC_EXPERIMENTS 8, 9)",
+       "for each raw-token model, mean over seeds of the loss per example over the examples "
+       "every format has: +eos <= 0.9 x base, and +prefix+eos <= +eos",
+       {"fullfledged_mesa_hybrid", "fullfledged_softmax_7layer"},
+       analyse_icl},
   };
   return registry;
 }
