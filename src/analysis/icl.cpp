@@ -34,7 +34,9 @@ IclConfig icl_config_of_run(const RunConfig& run, int seq_len, double noise) {
 }
 
 // W_j = C_j (A_j + ridge I)^{-1} with A_j = sum_{i<j} x_i x_i^T, C_j = sum_{i<j} y_i x_i^T.
-static std::vector<double> lsq_examples_curve(const IclTasks& tasks, int examples, double ridge) {
+// A task switch before example k (switch_pair = k > 0) restarts the sums.
+static std::vector<double> lsq_examples_curve(const IclTasks& tasks, int examples, int switch_pair,
+                                              double ridge) {
   const int D = tasks.dim;
   std::vector<double> curve(size_t(examples), 0.0);
   for (int b = 0; b < tasks.batch; ++b) {
@@ -42,6 +44,10 @@ static std::vector<double> lsq_examples_curve(const IclTasks& tasks, int example
     const auto Y = mat(tasks.y.data() + size_t(b) * tasks.pairs * D, tasks.pairs, D);
     Eigen::MatrixXd A = ridge * Eigen::MatrixXd::Identity(D, D), C = Eigen::MatrixXd::Zero(D, D);
     for (int j = 0; j < examples; ++j) {
+      if (j > 0 && j == switch_pair) {
+        A = ridge * Eigen::MatrixXd::Identity(D, D);
+        C.setZero();
+      }
       const Eigen::VectorXd x = X.row(j).transpose(), y = Y.row(j).transpose();
       const Eigen::VectorXd pred = C * A.ldlt().solve(x);
       curve[size_t(j)] += (pred - y).squaredNorm() / (2.0 * tasks.batch);
@@ -73,7 +79,8 @@ IclCurves icl_curves(const Transformer& model, const std::vector<float>& params,
     curves.model.push_back(sum / (2.0 * batch));
     curves.lsq_sequence.push_back(sequence_lsq[size_t(x)]);
   }
-  curves.lsq_examples = lsq_examples_curve(tasks, int(lay.x_positions.size()), 1e-3);
+  curves.lsq_examples =
+      lsq_examples_curve(tasks, int(lay.x_positions.size()), cfg.switch_pair, 1e-3);
   return curves;
 }
 

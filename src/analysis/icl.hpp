@@ -22,7 +22,8 @@ struct IclCurves {
   // regressed on the one before, the official baseline; latest pair left out, ridge 1e-3).
   std::vector<double> lsq_sequence;
   // Least squares of y on x over the previous examples: W_j = argmin sum_{i<j} |y_i - W x_i|^2
-  // + 1e-3 |W|^2, pred_j = W_j x_j (0 without examples). The best a regression can do.
+  // + 1e-3 |W|^2, pred_j = W_j x_j (0 without examples). The best a regression can do: with
+  // a task switch it starts afresh at the switch (it is told where it is).
   std::vector<double> lsq_examples;
 };
 

@@ -16,6 +16,7 @@ struct IclArgs {
   std::string run_dir, checkpoint;
   int seq_len = 0;
   double noise = 0.0;
+  int switch_at = 0;
   int batch = 256;
   std::vector<uint64_t> seeds{1, 11, 111, 1111, 11111};
   bool json = false;
@@ -26,7 +27,9 @@ int run_icl(const IclArgs& a) {
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_run_checkpoint(ckpt, cfg, model);
-  const IclConfig icl = icl_config_of_run(cfg, a.seq_len, a.noise);
+  IclConfig icl = icl_config_of_run(cfg, a.seq_len, a.noise);
+  icl.switch_pair = a.switch_at;
+  icl.validate();
   const std::filesystem::path prompt_path = std::filesystem::path(a.run_dir) / kPromptFile;
   const PromptTokens prompt =
       std::filesystem::exists(prompt_path) ? load_prompt(prompt_path, icl.dim) : PromptTokens{};
@@ -37,6 +40,7 @@ int run_icl(const IclArgs& a) {
   report["step"] = state.step;
   report["seq_len"] = icl.seq_len;
   report["noise"] = icl.noise;
+  report["switch_at"] = icl.switch_pair;
   report["seeds"] = a.seeds;
   report["batch"] = a.batch;
   report["prompt"] = prompt.eos.empty() ? "" : prompt_path.string();
@@ -46,11 +50,14 @@ int run_icl(const IclArgs& a) {
   // The model's variants solid, the least-squares references dashed.
   std::stable_partition(columns.begin(), columns.end(),
                         [](const auto& c) { return !c.first.starts_with("least squares"); });
-  const report::FigureFiles figure =
-      write_run_figure(a.run_dir, "icl",
-                       report::icl_figure(fmt::format("{} (step {}): in-context regression, T = {}",
-                                                      a.run_dir, state.step, icl.seq_len),
-                                          columns, columns.size() - 2));
+  const report::FigureFiles figure = write_run_figure(
+      a.run_dir, "icl",
+      report::icl_figure(
+          fmt::format(
+              "{} (step {}): in-context regression, T = {}{}", a.run_dir, state.step, icl.seq_len,
+              icl.switch_pair > 0 ? fmt::format(", new task from example {}", icl.switch_pair + 1)
+                                  : ""),
+          columns, columns.size() - 2));
   if (a.json) {
     fmt::print("{}\n", report.dump());
     return 0;
@@ -82,6 +89,9 @@ Command add_icl_command(CLI::App& root) {
       ->check(CLI::Range(6, 100000));
   app->add_option("--noise", args->noise, "std of the noise on y = W x")
       ->check(CLI::Range(0.0, 1e6));
+  app->add_option("--switch-at", args->switch_at,
+                  "a second task from example K+1 on (0: one task; K < T/3)")
+      ->check(CLI::Range(0, 100000));
   app->add_option("--batch", args->batch, "tasks per seed")->check(CLI::Range(1, 1 << 20));
   app->add_option("--seeds", args->seeds, "test seeds")->delimiter(',');
   app->add_flag("--json", args->json, "print the result as JSON");

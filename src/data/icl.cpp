@@ -34,6 +34,9 @@ void IclConfig::validate() const {
   if (!(noise >= 0)) fail("icl: noise must be >= 0 (got {})", noise);
   if (format == IclFormat::Prefix && prefix_len < 1)
     fail("icl: the prefix format needs prefix_len >= 1 (got {})", prefix_len);
+  if (switch_pair < 0 || switch_pair >= seq_len / 3)
+    fail("icl: switch_pair must be in [0, {}) so that both tasks have examples (got {})",
+         seq_len / 3, switch_pair);
   if (format == IclFormat::Prefix && prefix_len + 1 > seq_len - 1)
     fail("icl: a prefix of {} tokens leaves no example in a context of {} tokens", prefix_len,
          seq_len - 1);
@@ -69,20 +72,30 @@ IclTasks draw_icl_tasks(const IclConfig& cfg, uint64_t seed, RngPurpose purpose,
   tasks.x.resize(size_t(batch) * n * D);
   tasks.y.resize(tasks.x.size());
   std::vector<double> w(size_t(D) * D);
+  // y_j = W x_j for j in [first, n), without noise.
+  const auto apply = [&](const double* x, double* y, int first) {
+    for (int j = first; j < n; ++j)
+      for (int r = 0; r < D; ++r) {
+        double acc = 0.0;
+        for (int c = 0; c < D; ++c) acc += w[size_t(r) * D + c] * x[size_t(j) * D + c];
+        y[size_t(j) * D + r] = acc;
+      }
+  };
+  std::vector<double> noise(size_t(n) * D, 0.0);
   for (int b = 0; b < batch; ++b) {
     Rng rng{seed, uint64_t(purpose), step, uint64_t(b)};
     sample_haar_orthogonal(D, rng, w.data());
     double* x = tasks.x.data() + size_t(b) * n * D;
     double* y = tasks.y.data() + size_t(b) * n * D;
     for (size_t i = 0; i < size_t(n) * D; ++i) x[i] = rng.uniform(-cfg.range, cfg.range);
-    for (int j = 0; j < n; ++j)
-      for (int r = 0; r < D; ++r) {
-        double acc = 0.0;
-        for (int c = 0; c < D; ++c) acc += w[size_t(r) * D + c] * x[size_t(j) * D + c];
-        y[size_t(j) * D + r] = acc;
-      }
+    apply(x, y, 0);
     if (cfg.noise > 0)
-      for (size_t i = 0; i < size_t(n) * D; ++i) y[i] += cfg.noise * rng.normal();
+      for (double& e : noise) e = cfg.noise * rng.normal();
+    if (cfg.switch_pair > 0) {
+      sample_haar_orthogonal(D, rng, w.data());
+      apply(x, y, cfg.switch_pair);
+    }
+    for (size_t i = 0; i < size_t(n) * D; ++i) y[i] += noise[i];
   }
   return tasks;
 }

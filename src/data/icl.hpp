@@ -9,6 +9,10 @@
 //   Prefix: p_1 .. p_P, then the Eos format, truncated to the plain format's length T - 1
 // The model's output at the position of x_j is read as its prediction of y_j (the label
 // there); those are the scored positions, one per shot count j - 1.
+// Task switch (the official ICLMulti): with switch_pair = k > 0, the examples j > k come from
+// a second task, y_j = W' x_j, W' ~ Haar drawn after everything else (so the first task's
+// draws are those of the run without a switch); the loss around the switch shows whether the
+// model re-learns in context.
 // The official generator reuses one noise draw for every sequence of a batch and shares a
 // key between its two halves of x's; here every sequence has its own stream (neither quirk
 // changes an expected loss).
@@ -30,7 +34,8 @@ struct IclConfig {
   double range = 1.0;  // x ~ U[-range, range]^D
   double noise = 0.0;  // y = W x + noise N(0, I)
   IclFormat format = IclFormat::Plain;
-  int prefix_len = 0;  // P (Prefix format)
+  int prefix_len = 0;   // P (Prefix format)
+  int switch_pair = 0;  // k > 0: examples k+1, k+2, ... come from a second task
   void validate() const;
 };
 
@@ -48,7 +53,8 @@ struct IclTasks {
   int batch = 0, pairs = 0, dim = 0;
   std::vector<double> x, y;
 };
-// Task b from Rng{seed, purpose, step, b}: W (D*D normals), then the x's, then the noise.
+// Task b from Rng{seed, purpose, step, b}: W (D*D normals), then the x's, then the noise, then
+// the second task's W' (with a switch).
 // Evaluation draws with RngPurpose::Icl, prompt tuning with RngPurpose::Prompt.
 IclTasks draw_icl_tasks(const IclConfig& cfg, uint64_t seed, RngPurpose purpose, uint64_t step,
                         int batch);

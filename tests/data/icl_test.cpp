@@ -118,6 +118,35 @@ TEST(Icl, TasksAreOrthogonalMapsOfUniformInputs) {
   EXPECT_NEAR(noise_sq / double(a.y.size()), 0.25, 0.02);
 }
 
+// A switch at k keeps the first task's draws and maps the examples from k on by a second
+// orthogonal W' (norms kept, values changed).
+TEST(Icl, TaskSwitchKeepsTheFirstTaskAndMapsTheRestByANewOne) {
+  IclConfig c;
+  c.dim = 4;
+  c.seq_len = 30;
+  const IclTasks one = draw_icl_tasks(c, 3, RngPurpose::Icl, 0, 8);
+  c.switch_pair = 4;
+  const IclTasks two = draw_icl_tasks(c, 3, RngPurpose::Icl, 0, 8);
+  EXPECT_EQ(two.x, one.x);
+  for (int b = 0; b < 8; ++b)
+    for (int j = 0; j < one.pairs; ++j) {
+      double diff = 0, n_one = 0, n_two = 0;
+      for (int d = 0; d < c.dim; ++d) {
+        const size_t i = (size_t(b) * one.pairs + j) * c.dim + d;
+        diff += std::abs(two.y[i] - one.y[i]);
+        n_one += one.y[i] * one.y[i];
+        n_two += two.y[i] * two.y[i];
+      }
+      EXPECT_NEAR(n_two, n_one, 1e-12);
+      if (j < 4)
+        EXPECT_EQ(diff, 0.0) << "b " << b << " j " << j;
+      else
+        EXPECT_GT(diff, 1e-3) << "b " << b << " j " << j;
+    }
+  c.switch_pair = 10;  // T/3: the EOS format would have no example of the second task
+  EXPECT_THROW(c.validate(), Error);
+}
+
 TEST(Icl, BadInputIsAClearError) {
   EXPECT_THROW(icl_layout(config(5, IclFormat::Plain)), Error);
   EXPECT_THROW(icl_layout(config(9, IclFormat::Prefix, 0)), Error);
