@@ -13,7 +13,7 @@
 namespace mesalab {
 
 struct LagProbes {
-  int layer = 0, token = 0;  // probed stream x_layer at token index t
+  int layer = 0, token = 0;    // probed stream x_layer at token index t
   std::vector<ProbeFit> fits;  // lag k = 0..max_lag (only lags with t - k >= 0)
 };
 
@@ -25,5 +25,17 @@ LagProbes lag_probes(const LayerActivations& acts, const TokenBatch& batch, int 
 
 // {"layer", "token", "lags": [k...], "loss": [...], "r2": [...]}.
 nlohmann::json lag_probes_json(const LagProbes& probes);
+
+// The lag probes of a run's model at the input (layer 0) and at `layer`, one fresh batch of
+// `batch` sequences per test seed (RngPurpose::Probe, step 0); token < 0 means T - 1.
+struct LagProbeSeeds {
+  std::vector<LagProbes> input, probed;  // one per seed
+};
+LagProbeSeeds lag_probes_over_seeds(const Transformer& model, const std::vector<float>& params,
+                                    const RunConfig& cfg, const std::vector<uint64_t>& seeds,
+                                    int batch, int layer, int token, int max_lag);
+
+// Mean over seeds of R^2 per lag.
+std::vector<double> mean_r2(const std::vector<LagProbes>& per_seed);
 
 }  // namespace mesalab

@@ -36,10 +36,11 @@ Curves default_baselines(const Context& ctx);
 Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means);
 
 // Analyses defined outside the registry's file.
-Outcome analyse_probes(const Context& ctx);         // experiments_probes.cpp
-Outcome analyse_probes_depth(const Context& ctx);   // experiments_probes.cpp
-Outcome analyse_depth_sweep(const Context& ctx);    // experiments_depth.cpp
-Outcome analyse_interpolation(const Context& ctx);  // experiments_depth.cpp
-Outcome analyse_icl(const Context& ctx);            // experiments_icl.cpp
+Outcome analyse_probes(const Context& ctx);              // experiments_probes.cpp
+Outcome analyse_probes_depth(const Context& ctx);        // experiments_probes.cpp
+Outcome analyse_depth_sweep(const Context& ctx);         // experiments_depth.cpp
+Outcome analyse_interpolation(const Context& ctx);       // experiments_depth.cpp
+Outcome analyse_icl(const Context& ctx);                 // experiments_icl.cpp
+Outcome analyse_token_construction(const Context& ctx);  // experiments_tokens.cpp
 
 }  // namespace mesalab::report

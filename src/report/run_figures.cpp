@@ -144,6 +144,19 @@ Figure icl_figure(const std::string& title,
   return {title, {panel}};
 }
 
+Figure lag_figure(const std::string& title,
+                  const std::vector<std::pair<std::string, std::vector<double>>>& columns) {
+  if (columns.empty()) fail("figure '{}': no curves", title);
+  Panel panel{"linear probes of earlier inputs", "lag k (probe target u_(t-k))", "R^2", false,
+              false};
+  for (const auto& [name, r2] : columns) {
+    std::vector<double> lags(r2.size());
+    for (size_t k = 0; k < lags.size(); ++k) lags[k] = double(k);
+    panel.series.push_back({name, lags, r2, false});
+  }
+  return {title, {panel}};
+}
+
 Figure probe_figure(const std::vector<ProbeResult>& results, const ControlResult* control) {
   if (results.empty()) fail("figure 'linear probes': no probe results");
   Figure figure{"linear probes of the residual stream (in-sample least squares)"};

@@ -51,6 +51,11 @@ Figure icl_figure(const std::string& title,
                   const std::vector<std::pair<std::string, std::vector<double>>>& columns,
                   size_t solid_columns);
 
+// R^2 of decoding u_{t-k} from the stream at token t against the lag k, one line per probed
+// layer (linear axes).
+Figure lag_figure(const std::string& title,
+                  const std::vector<std::pair<std::string, std::vector<double>>>& columns);
+
 // One panel per probe target with one line per probed layer ("input", "layer 1", ...): probe
 // loss against t (log y). The control, if given, is a dashed line in the inverse-target
 // panel (in a panel of its own if there is none). Throws Error if `results` is empty.
