@@ -57,12 +57,12 @@ py::object json_to_python(const json& value) {
     case json::value_t::array: {
       py::list out;
       for (const json& item : value) out.append(json_to_python(item));
-      return std::move(out);
+      return out;
     }
     case json::value_t::object: {
       py::dict out;
       for (const auto& [key, item] : value.items()) out[py::str(key)] = json_to_python(item);
-      return std::move(out);
+      return out;
     }
     default:
       fail("internal: a JSON value of type {} has no Python form", value.type_name());

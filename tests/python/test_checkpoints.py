@@ -80,7 +80,8 @@ def test_checkpoint_written_by_numpy_loads_in_mesalab(trained_run, tmp_path, cli
 
     # Without a checksum (an external writer's file) it loads, with a note.
     path = tmp_path / "edited.safetensors"
-    mesalab_safetensors.save(path, edited, {k: v for k, v in metadata.items() if k != "data_checksum"})
+    unverified = {k: v for k, v in metadata.items() if k != "data_checksum"}
+    mesalab_safetensors.save(path, edited, unverified)
     loaded = mesalab.load_checkpoint(str(path))
     assert loaded["step"] == 30
     params = loaded["model"].split(loaded["params"])

@@ -25,7 +25,8 @@ def test_out_of_range_and_wrong_type_name_the_key():
 
 
 def test_config_values_from_numpy_and_the_resolved_config():
-    resolved = mesalab.resolve_config({"model.layers": np.int64(3), "optim": {"lr": np.float32(0.5)}})
+    config = {"model.layers": np.int64(3), "optim": {"lr": np.float32(0.5)}}
+    resolved = mesalab.resolve_config(config)
     assert resolved["model"]["layers"] == 3 and resolved["optim"]["lr"] == 0.5
     assert resolved["data"]["dim"] == 10  # defaults filled in
     keys = {k["key"] for k in mesalab.config_schema()}
@@ -38,7 +39,8 @@ def test_config_values_from_numpy_and_the_resolved_config():
 
 def test_bad_arrays_name_the_argument():
     model = mesalab.Model({"model": {"layers": 1}})
-    with pytest.raises(ValueError, match=f"params must be a 1-d array of the model's {model.num_params}"):
+    expected = f"params must be a 1-d array of the model's {model.num_params} parameters"
+    with pytest.raises(ValueError, match=expected):
         model.evaluate(np.zeros(3, np.float32))
     with pytest.raises(ValueError, match="states must have 3 dimensions"):
         mesalab.build_tokens(np.zeros((4, 3)))
