@@ -34,7 +34,7 @@ py::dict curves_dict(std::vector<std::pair<std::string, std::vector<double>>>&& 
   return out;
 }
 
-py::dict baselines(py::handle config, double ridge) {
+py::dict baselines(const py::object& config, double ridge) {
   const RunConfig cfg = run_config_from(config);
   BaselineReport r;
   {

@@ -12,7 +12,7 @@ namespace mesalab::python {
 
 namespace {
 
-py::dict sequences(py::handle config, int batch, std::optional<uint64_t> seed, uint64_t step,
+py::dict sequences(const py::object& config, int batch, std::optional<uint64_t> seed, uint64_t step,
                    const std::string& purpose) {
   const RunConfig cfg = run_config_from(config);
   if (batch < 1) fail("batch must be >= 1, got {}", batch);
@@ -28,8 +28,8 @@ py::dict sequences(py::handle config, int batch, std::optional<uint64_t> seed, u
   return out;
 }
 
-py::dict token_batch(py::handle config, int batch, std::optional<uint64_t> seed, uint64_t step,
-                     const std::string& purpose) {
+py::dict token_batch(const py::object& config, int batch, std::optional<uint64_t> seed,
+                     uint64_t step, const std::string& purpose) {
   const RunConfig cfg = run_config_from(config);
   if (batch < 1) fail("batch must be >= 1, got {}", batch);
   const RngPurpose p = parse_purpose(purpose);

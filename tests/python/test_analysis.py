@@ -94,11 +94,12 @@ def test_revalg_matches_the_cli(trained_run, cli):
 
 
 def test_closed_form_note_for_deeper_models():
-    model = mesalab.Model({"model.layers": 2, "data.seq_len": 5, "train.test_batch_size": 8,
-                           "train.test_batches": 1})
+    small = {"data.seq_len": 5, "train.test_batch_size": 8, "train.test_batches": 1}
+    model = mesalab.Model({"model.layers": 2, **small})
     out = mesalab.revalg(model, model.init_params())
-    assert out["closed_form"] is None and "1" in out["closed_form_note"]
-    assert out["revalg_d"] is not None
+    assert out["closed_form"] is None
+    assert out["closed_form_note"] == "no closed-form comparison: the model has 2 layers, not 1"
+    assert out["revalg_d"]["q"].shape == (2, 4, 4, 4) and out["revalg_d_note"] == ""
 
 
 def test_interpolation_replays_the_run(trained_run):

@@ -69,5 +69,5 @@ def test_existing_run_is_refused_without_force(trained_run):
 
 def test_analysis_that_does_not_apply_says_why():
     model = mesalab.Model({"model": {"layers": 1, "layer": "mesa"}})
-    with pytest.raises(ValueError, match="mesa"):
+    with pytest.raises(ValueError, match="layer 0 is a mesa layer"):
         mesalab.sparsity(model, model.init_params())
