@@ -107,3 +107,15 @@ def test_interpolation_replays_the_run(trained_run):
     assert out["steps"].tolist() == [0, 10, 20, 30]
     assert out["replay_max_difference"] == 0.0
     assert np.array_equal(out["model"], out["recorded"])
+
+
+def test_held_out_implicit_probe_matches_the_cli(trained_run, cli):
+    run = mesalab.load_run(str(trained_run))
+    out = mesalab.probe(run["model"], run["params"], "implicit", batch=48, held_out_seed=2)
+    from_cli = cli(
+        "probe", trained_run, "--target", "implicit", "--batch", 48, "--held-out-seed", 2, "--json"
+    )
+    assert list(out["probes"]) == ["implicit"] and "control" not in out
+    ours, theirs = out["probes"]["implicit"], from_cli["probes"]["implicit"]
+    assert np.array_equal(ours["loss"], np.array(theirs["loss"], dtype=float))
+    assert out["implicit_reference"]["loss"].tolist() == from_cli["implicit_reference"]["loss"]
