@@ -1,12 +1,9 @@
 """Baselines and analyses from Python give the CLI's numbers (same code, same data)."""
 
-import json
-
 import numpy as np
 import pytest
 
 import mesalab
-from conftest import small_config
 
 TINY = {"data.seq_len": 10, "train.test_batches": 2, "train.test_batch_size": 32}
 

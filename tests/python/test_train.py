@@ -12,7 +12,7 @@ import pytest
 
 import mesalab
 import mesalab_safetensors
-from conftest import ROOT, small_config
+from conftest import small_config
 
 
 def metrics(run_dir):
