@@ -287,17 +287,29 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     state.step = step + 1;
     last_train_loss = loss;
     progress.tick(state.step, loss, last_test_loss);
+    const bool stop = options.stop_requested && options.stop_requested();
     if (state.step % cfg.train.checkpoint_every == 0 || state.step == cfg.train.steps) {
       times.time(Phase::Checkpoint, [&] {
         save_checkpoint(ckpt_dir / fmt::format("step_{}.safetensors", state.step), model,
                         cfg.resolved, state);
         save_checkpoint(latest_checkpoint_path(run_dir), model, cfg.resolved, state);
       });
+    } else if (stop) {
+      times.time(Phase::Checkpoint, [&] {
+        save_checkpoint(latest_checkpoint_path(run_dir), model, cfg.resolved, state);
+      });
     }
+    if (stop) break;
   }
   TrainResult result;
   result.run_dir = run_dir;
   result.steps = state.step;
+  if (state.step < cfg.train.steps) {
+    result.stopped = true;
+    result.test_loss = last_test_loss;
+    progress.finish();
+    return result;
+  }
   result.test_curve = times.time(Phase::Evaluation, [&] { return evaluate_and_log(state.step); });
   result.test_loss = last_test_loss;
   progress.finish();

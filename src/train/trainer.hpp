@@ -32,6 +32,11 @@ struct TrainOptions {
   // on (before that step's update) and the test loss; an exception it throws stops training.
   std::function<void(int64_t step, const std::vector<float>& params, double test_loss)>
       on_evaluation;
+  // Polled after every step's update. When it returns true, train writes the checkpoint of
+  // that step (latest.safetensors, as at checkpoint_every) and returns at once with
+  // TrainResult::stopped set: an interrupted run (Ctrl-C in the Python module) resumes from
+  // exactly where it stopped, bit-identically.
+  std::function<bool()> stop_requested;
 };
 
 struct TrainResult {
@@ -39,6 +44,7 @@ struct TrainResult {
   int64_t steps = 0;
   std::vector<double> test_curve;  // per-time-step test loss after the last step
   double test_loss = 0.0;          // mean of test_curve
+  bool stopped = false;            // stop_requested ended the run early (test_curve empty)
 };
 
 TrainResult train(const RunConfig& cfg, const std::filesystem::path& run_dir,
