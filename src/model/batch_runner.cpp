@@ -38,22 +38,42 @@ void BatchRunner<S>::for_each_chunk(ChunkFn&& fn) {
   });
 }
 
+// One chunk's forward and backward: the gradient of scale / 2 * sum over the scored positions
+// (every position when scored is null) of |pred - label|^2 goes into the chunk's partial, and
+// d/d tokens into grad_tokens if given. Returns the chunk's squared error over every position
+// (per token into token_err if given).
+template <class S>
+double BatchRunner<S>::chunk_forward_backward(int c, int first, int count, Workspace<S>& ws,
+                                              const S* params, const S* tokens, const S* labels,
+                                              S scale, const std::vector<char>* scored,
+                                              double* token_err, S* grad_tokens) {
+  const size_t P = model_.num_params();
+  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
+  S* partial = grad_partials_.data() + size_t(c) * P;
+  std::fill(partial, partial + P, S(0));
+  const S* chunk_tokens = tokens + size_t(first) * T * E;
+  const S* chunk_labels = labels + size_t(first) * T * D;
+  model_.forward<S>(params, chunk_tokens, count, ws);
+  const double sq = squared_error<S>(ws, count, chunk_labels, token_err);
+  S* d_pred = ws.d_pred.data();
+  squared_error_gradient<S>(ws, count, chunk_labels, scale, d_pred);
+  if (scored != nullptr)
+    for (int b = 0; b < count; ++b)
+      for (int t = 0; t < T; ++t)
+        if (!(*scored)[size_t(t)]) std::fill_n(d_pred + (size_t(b) * T + t) * D, D, S(0));
+  model_.backward<S>(params, chunk_tokens, count, ws, d_pred, partial, grad_tokens);
+  return sq;
+}
+
 template <class S>
 double BatchRunner<S>::loss_and_grad(const S* params, const S* tokens, const S* labels, S* grads) {
   if (forward_only_) fail("loss_and_grad needs a BatchRunner made without forward_only");
-  const size_t P = model_.num_params();
-  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
-  grad_partials_.resize(size_t(num_chunks()) * P);
+  const int T = seq_len_;
+  grad_partials_.resize(size_t(num_chunks()) * model_.num_params());
   const S grad_scale = S(1) / (S(batch_) * S(T));
   for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
-    S* partial = grad_partials_.data() + size_t(c) * P;
-    std::fill(partial, partial + P, S(0));
-    const S* chunk_tokens = tokens + size_t(first) * T * E;
-    const S* chunk_labels = labels + size_t(first) * T * D;
-    model_.forward<S>(params, chunk_tokens, count, ws);
-    loss_partials_[size_t(c)] = squared_error<S>(ws, count, chunk_labels);
-    squared_error_gradient<S>(ws, count, chunk_labels, grad_scale, ws.d_pred.data());
-    model_.backward<S>(params, chunk_tokens, count, ws, ws.d_pred.data(), partial);
+    loss_partials_[size_t(c)] = chunk_forward_backward(c, first, count, ws, params, tokens, labels,
+                                                       grad_scale, nullptr, nullptr, nullptr);
   });
   sum_grad_partials(grads);
   double total = 0.0;
@@ -80,26 +100,15 @@ double BatchRunner<S>::scored_loss_and_grad(const S* params, const S* tokens, co
                                             const std::vector<char>& scored, double scale, S* grads,
                                             S* grad_tokens) {
   if (forward_only_) fail("scored_loss_and_grad needs a BatchRunner made without forward_only");
-  const int T = seq_len_, E = model_.config().token_dim(), D = model_.config().data_dim;
+  const int T = seq_len_, E = model_.config().token_dim();
   if (scored.size() != size_t(T))
     fail("scored positions: {} entries for sequences of {} tokens", scored.size(), T);
-  const size_t P = model_.num_params();
-  grad_partials_.resize(size_t(num_chunks()) * P);
+  grad_partials_.resize(size_t(num_chunks()) * model_.num_params());
   std::vector<double> token_err(size_t(batch_) * T);
   for_each_chunk([&](int c, int first, int count, Workspace<S>& ws) {
-    S* partial = grad_partials_.data() + size_t(c) * P;
-    std::fill(partial, partial + P, S(0));
-    const S* chunk_tokens = tokens + size_t(first) * T * E;
-    const S* chunk_labels = labels + size_t(first) * T * D;
-    model_.forward<S>(params, chunk_tokens, count, ws);
-    squared_error<S>(ws, count, chunk_labels, token_err.data() + size_t(first) * T);
-    S* d_pred = ws.d_pred.data();
-    squared_error_gradient<S>(ws, count, chunk_labels, S(scale), d_pred);
-    for (int b = 0; b < count; ++b)
-      for (int t = 0; t < T; ++t)
-        if (!scored[size_t(t)]) std::fill_n(d_pred + (size_t(b) * T + t) * D, D, S(0));
-    model_.backward<S>(params, chunk_tokens, count, ws, d_pred, partial,
-                       grad_tokens ? grad_tokens + size_t(first) * T * E : nullptr);
+    chunk_forward_backward(c, first, count, ws, params, tokens, labels, S(scale), &scored,
+                           token_err.data() + size_t(first) * T,
+                           grad_tokens ? grad_tokens + size_t(first) * T * E : nullptr);
   });
   sum_grad_partials(grads);
   double total = 0.0;

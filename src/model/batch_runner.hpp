@@ -53,6 +53,9 @@ class BatchRunner {
   template <class ChunkFn>
   void for_each_chunk(ChunkFn&& fn);
   void sum_grad_partials(S* grads);
+  double chunk_forward_backward(int c, int first, int count, Workspace<S>& ws, const S* params,
+                                const S* tokens, const S* labels, S scale,
+                                const std::vector<char>* scored, double* token_err, S* grad_tokens);
 
   const Transformer& model_;
   int batch_, seq_len_;
