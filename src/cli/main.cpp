@@ -26,10 +26,10 @@ int main(int argc, char** argv) {
   CLI::App app{"mesalab: mesa-optimization in transformers, reproduced on a CPU"};
   app.require_subcommand(1);
   const std::vector<Command> commands = {
-      add_train_command(app),      add_eval_command(app),      add_baselines_command(app),
-      add_bench_command(app),      add_config_command(app),    add_inspect_command(app),
-      add_probe_command(app),      add_revalg_command(app),    add_interpolate_command(app),
-      add_plot_command(app),       add_reproduce_command(app), add_icl_command(app),
+      add_train_command(app),       add_eval_command(app),      add_baselines_command(app),
+      add_bench_command(app),       add_config_command(app),    add_inspect_command(app),
+      add_probe_command(app),       add_revalg_command(app),    add_interpolate_command(app),
+      add_plot_command(app),        add_reproduce_command(app), add_icl_command(app),
       add_prompt_tune_command(app), add_tokens_command(app)};
   try {
     app.parse(argc, argv);

@@ -62,7 +62,7 @@ static void truncate_metrics(const fs::path& path, int64_t step) {
 const std::vector<std::string> kDerivedOutputs = {
     "eval.csv",    "eval.json",          "probes.csv",         "probes.json",
     "revalg.json", "interpolation.json", "config_changes.log", "figures",
-    "icl.json",    "prompt.safetensors", "prompt_tune.json", "tokens.json"};
+    "icl.json",    "prompt.safetensors", "prompt_tune.json",   "tokens.json"};
 
 // A temporary file of write_file_atomic: "<name>.tmp.<pid>" for one of mesalab's own files.
 static bool is_own_temp_file(const std::string& filename) {
