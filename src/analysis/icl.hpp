@@ -54,6 +54,14 @@ struct PromptTokens {
 // with the EOS format (+eos, if prompt.eos is set) and with prefix and EOS (+prefix+eos, if
 // prompt.prefix is set too), and the two least-squares baselines on the plain format. Each
 // variant has one curve per seed (batch tasks each); formats differ in their example count.
+// Variants come in the order of IclVariantIndex.
+enum IclVariantIndex : size_t {
+  kIclBase,
+  kIclLsqExamples,
+  kIclLsqSequence,
+  kIclEos,
+  kIclPrefixEos
+};
 struct IclVariant {
   std::string name;
   std::vector<std::vector<double>> per_seed;

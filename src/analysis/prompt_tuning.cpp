@@ -2,16 +2,19 @@
 
 #include "analysis/icl.hpp"
 #include "core/error.hpp"
+#include "core/rng.hpp"
 #include "model/batch_runner.hpp"
 #include "train/optimizer.hpp"
 
 namespace mesalab {
 
+// prompt_loss on a runner made for tasks.batch sequences of icl_layout(cfg).length tokens
+// (the tuner makes it once for all its steps).
 template <class S>
-PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, const IclConfig& cfg,
-                       const IclTasks& tasks, const std::vector<double>& eos,
-                       const std::vector<double>& prefix, PromptPart what) {
-  check_icl_model(model.config(), cfg);
+static PromptLoss prompt_loss_on(BatchRunner<S>& runner, const Transformer& model,
+                                 const std::vector<S>& params, const IclConfig& cfg,
+                                 const IclTasks& tasks, const std::vector<double>& eos,
+                                 const std::vector<double>& prefix, PromptPart what) {
   const IclLayout lay = icl_layout(cfg);
   const IclBatch data = format_icl_batch(cfg, tasks, eos, prefix);
   const int B = data.batch, T = lay.length, D = cfg.dim;
@@ -19,7 +22,6 @@ PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, c
   icl_tokens(data, tokens, labels);
   std::vector<char> scored(size_t(T), 0);
   for (int x : lay.x_positions) scored[size_t(x)] = 1;
-  BatchRunner<S> runner(model, B, T);
   std::vector<S> grads(model.num_params()), grad_tokens(tokens.size());
   PromptLoss out;
   out.loss = runner.scored_loss_and_grad(params.data(), tokens.data(), labels.data(), scored,
@@ -39,6 +41,15 @@ PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, c
   return out;
 }
 
+template <class S>
+PromptLoss prompt_loss(const Transformer& model, const std::vector<S>& params, const IclConfig& cfg,
+                       const IclTasks& tasks, const std::vector<double>& eos,
+                       const std::vector<double>& prefix, PromptPart what) {
+  check_icl_model(model.config(), cfg);
+  BatchRunner<S> runner(model, tasks.batch, icl_layout(cfg).length);
+  return prompt_loss_on(runner, model, params, cfg, tasks, eos, prefix, what);
+}
+
 template PromptLoss prompt_loss<float>(const Transformer&, const std::vector<float>&,
                                        const IclConfig&, const IclTasks&,
                                        const std::vector<double>&, const std::vector<double>&,
@@ -47,6 +58,13 @@ template PromptLoss prompt_loss<double>(const Transformer&, const std::vector<do
                                         const IclConfig&, const IclTasks&,
                                         const std::vector<double>&, const std::vector<double>&,
                                         PromptPart);
+
+std::vector<double> initial_prompt_tokens(PromptPart what, int count, int dim, uint64_t seed) {
+  Rng rng{seed, uint64_t(RngPurpose::Prompt), ~uint64_t(0), uint64_t(what)};
+  std::vector<double> v(size_t(count) * size_t(dim));
+  for (double& x : v) x = rng.normal();
+  return v;
+}
 
 PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>& params,
                              const IclConfig& cfg, std::vector<double> eos,
@@ -66,11 +84,14 @@ PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>&
   adam.grad_clip = 0.0;
   std::vector<double>& tuned = options.what == PromptPart::Eos ? eos : prefix;
   std::vector<double> m(tuned.size(), 0.0), v(tuned.size(), 0.0);
+  check_icl_model(model.config(), cfg);
+  BatchRunner<float> runner(model, options.batch, icl_layout(cfg).length);
   PromptTuneResult result;
   for (int step = 0; step < options.steps; ++step) {
     const IclTasks tasks =
         draw_icl_tasks(cfg, options.seed, RngPurpose::Prompt, uint64_t(step), options.batch);
-    const PromptLoss l = prompt_loss(model, params, cfg, tasks, eos, prefix, options.what);
+    const PromptLoss l =
+        prompt_loss_on(runner, model, params, cfg, tasks, eos, prefix, options.what);
     result.losses.push_back(l.loss);
     adamw_step<double>(adam, step, tuned.data(), l.grad.data(), m.data(), v.data(), tuned.size());
     if (options.on_step) options.on_step(step, l.loss);

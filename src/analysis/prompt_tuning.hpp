@@ -32,6 +32,10 @@ struct PromptTuneResult {
   std::vector<double> losses;  // L before each step's update
 };
 
+// The official starting point of tuned tokens: `count` tokens of dim values ~ N(0, 1), drawn
+// from Rng{seed, Prompt, 2^64 - 1, what} (a stream the tuning tasks never use).
+std::vector<double> initial_prompt_tokens(PromptPart what, int count, int dim, uint64_t seed);
+
 // cfg.format must be Eos for what = Eos and Prefix for what = Prefix; eos and prefix are the
 // starting values (prefix empty for Eos). params stay untouched (const).
 PromptTuneResult tune_prompt(const Transformer& model, const std::vector<float>& params,

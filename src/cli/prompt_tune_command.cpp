@@ -6,7 +6,6 @@
 #include "analysis/prompt_tuning.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
-#include "core/rng.hpp"
 #include "core/stats.hpp"
 #include "io/atomic_file.hpp"
 #include "train/progress.hpp"
@@ -28,13 +27,6 @@ struct PromptTuneArgs {
   int test_batch = 256;
   bool quiet = false, json = false;
 };
-
-std::vector<double> standard_normals(size_t n, uint64_t seed, uint64_t which) {
-  Rng rng{seed, uint64_t(RngPurpose::Prompt), ~uint64_t(0), which};
-  std::vector<double> v(n);
-  for (double& x : v) x = rng.normal();
-  return v;
-}
 
 // Mean in-context loss of one format over the test seeds {1, 11, 111, 1111, 11111}.
 double mean_icl_loss(const Transformer& model, const std::vector<float>& params, IclConfig cfg,
@@ -64,7 +56,7 @@ int run_prompt_tune(const PromptTuneArgs& a) {
   PromptTokens start;
   if (options.what == PromptPart::Eos) {
     icl.format = IclFormat::Eos;
-    start.eos = standard_normals(size_t(icl.dim), a.seed, 0);
+    start.eos = initial_prompt_tokens(PromptPart::Eos, 1, icl.dim, a.seed);
   } else {
     if (!std::filesystem::exists(prompt_path))
       fail("{} has no tuned EOS token ({}): run `mesalab prompt-tune {} --what eos` first",
@@ -73,7 +65,7 @@ int run_prompt_tune(const PromptTuneArgs& a) {
     icl.format = IclFormat::Prefix;
     icl.prefix_len = a.prefix_len;
     icl.validate();
-    start.prefix = standard_normals(size_t(a.prefix_len) * icl.dim, a.seed, 1);
+    start.prefix = initial_prompt_tokens(PromptPart::Prefix, a.prefix_len, icl.dim, a.seed);
   }
   ProgressLine progress(fmt::format("prompt-tune {}", a.what), 0, a.steps, !a.quiet && !a.json);
   options.on_step = [&](int step, double loss) { progress.tick(step + 1, loss, NAN); };

@@ -8,7 +8,6 @@
 
 #include "analysis/icl.hpp"
 #include "analysis/prompt_tuning.hpp"
-#include "core/rng.hpp"
 #include "core/stats.hpp"
 #include "report/experiment_common.hpp"
 #include "report/run_figures.hpp"
@@ -18,13 +17,6 @@ namespace mesalab::report {
 namespace {
 
 constexpr int kPrefixLen = 5;
-
-std::vector<double> standard_normals(size_t n, uint64_t seed) {
-  Rng rng{seed, uint64_t(RngPurpose::Prompt), ~uint64_t(0)};
-  std::vector<double> v(n);
-  for (double& x : v) x = rng.normal();
-  return v;
-}
 
 // The run's EOS, then its prefix (next to the tuned EOS), each tuned from N(0, 1) with the
 // official learning rates.
@@ -39,15 +31,16 @@ PromptTokens tune_run_prompt(const LoadedRun& run, const IclConfig& base, int st
   options.lr = 1e-3;
   PromptTokens prompt;
   prompt.eos = tune_prompt(run.model, run.state.params, cfg,
-                           standard_normals(size_t(cfg.dim), seed), {}, options)
+                           initial_prompt_tokens(PromptPart::Eos, 1, cfg.dim, seed), {}, options)
                    .eos;
   cfg.format = IclFormat::Prefix;
   cfg.prefix_len = kPrefixLen;
   options.what = PromptPart::Prefix;
   options.lr = 9e-4;
-  prompt.prefix = tune_prompt(run.model, run.state.params, cfg, prompt.eos,
-                              standard_normals(size_t(kPrefixLen) * cfg.dim, seed + 1), options)
-                      .prefix;
+  prompt.prefix =
+      tune_prompt(run.model, run.state.params, cfg, prompt.eos,
+                  initial_prompt_tokens(PromptPart::Prefix, kPrefixLen, cfg.dim, seed), options)
+          .prefix;
   return prompt;
 }
 
@@ -72,8 +65,7 @@ Outcome analyse_icl(const Context& ctx) {
   std::vector<std::string> measured;
   for (const std::string& preset : ctx.experiment->presets) {
     std::vector<double> base, eos, prefix, lsq;
-    Curves mean_curves;
-    std::vector<std::vector<std::vector<double>>> per_variant;
+    std::vector<std::vector<std::vector<double>>> per_variant;  // [variant][seed] mean curves
     std::vector<std::string> names;
     size_t n = 0;
     for (uint64_t seed : ctx.seeds_of(preset)) {
@@ -82,26 +74,20 @@ Outcome analyse_icl(const Context& ctx) {
       const PromptTokens prompt = tune_run_prompt(run, cfg, tune_steps, seed);
       const std::vector<IclVariant> variants = icl_variants(
           run.model, run.state.params, cfg, prompt, ctx.scale.test_seeds, ctx.scale.test_batch);
-      if (per_variant.empty()) {
-        per_variant.resize(variants.size());
-        for (const IclVariant& v : variants) names.push_back(v.name);
+      per_variant.resize(variants.size());
+      names.clear();
+      for (size_t i = 0; i < variants.size(); ++i) {
+        names.push_back(variants[i].name);
+        per_variant[i].push_back(mean_curve(variants[i].per_seed));
       }
-      n = variants.back().per_seed.front().size();  // +prefix+eos has the fewest examples
-      const auto mean_of = [&](const std::string& name) {
-        for (size_t i = 0; i < variants.size(); ++i)
-          if (variants[i].name == name) {
-            const std::vector<double> curve = mean_curve(variants[i].per_seed);
-            per_variant[i].push_back(curve);
-            return head_mean(curve, n);
-          }
-        return 0.0;
-      };
-      base.push_back(mean_of("base"));
-      eos.push_back(mean_of("+eos"));
-      prefix.push_back(mean_of("+prefix+eos"));
-      lsq.push_back(mean_of("least squares (examples)"));
-      mean_of("least squares (sequence)");
+      n = per_variant[kIclPrefixEos].back().size();  // the fewest examples of all formats
+      const auto head = [&](size_t variant) { return head_mean(per_variant[variant].back(), n); };
+      base.push_back(head(kIclBase));
+      eos.push_back(head(kIclEos));
+      prefix.push_back(head(kIclPrefixEos));
+      lsq.push_back(head(kIclLsqExamples));
     }
+    Curves mean_curves;
     for (size_t i = 0; i < names.size(); ++i)
       mean_curves.emplace_back(names[i], mean_curve(per_variant[i]));
     std::stable_partition(mean_curves.begin(), mean_curves.end(),
