@@ -459,6 +459,8 @@ std::string closed_form_ineligibility(const RunConfig& cfg) {
   if (m.layer_norm) return "it has LayerNorm (model.layer_norm)";
   if (m.mlp) return "it has an MLP (model.mlp)";
   if (m.positional_codes) return "it adds positional codes (model.positional_codes)";
+  if (m.positional_codes_qk)
+    return "its first block's queries and keys see positional codes (model.positional_codes_qk)";
   return {};
 }
 

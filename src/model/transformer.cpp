@@ -66,6 +66,10 @@ Transformer::Transformer(ModelConfig config) : config_(std::move(config)) {
     }
     o.q = layout_.add(p + "q", {E, HK});
     o.k = layout_.add(p + "k", {E, HK});
+    if (l == 0 && config_.positional_codes_qk) {
+      o.q_pos = layout_.add(p + "q_pos", {E, HK});
+      o.k_pos = layout_.add(p + "k_pos", {E, HK});
+    }
     o.v = layout_.add(p + "v", {E, HK});
     o.o = layout_.add(p + "o", {HK, E});
     if (config_.mixers[size_t(l)] == MixerKind::Mesa)
@@ -146,7 +150,8 @@ WorkspaceSizes Transformer::workspace_sizes(int max_batch, int seq_len, bool for
   if (c.layer_norm) w.norm_cache = L * 2 * layer_norm_cache_size(N);
   if (c.layer_norm || c.mlp || c.embedding()) w.d_branch = N * E;
   if (c.embedding()) w.out = N * size_t(c.data_dim);
-  if (c.positional_codes) w.positions = size_t(seq_len) * E;
+  if (c.uses_positions()) w.positions = size_t(seq_len) * E;
+  if (c.positional_codes_qk) w.position_qk = 2 * size_t(seq_len) * HK;
   w.d_pred = N * size_t(c.data_dim);
   w.dx = N * E;
   w.dmixed = N * HK;
@@ -190,7 +195,8 @@ Workspace<S> Transformer::make_workspace(int max_batch, int seq_len, bool forwar
   ws.norm_cache.resize(w.norm_cache);
   ws.d_branch.resize(w.d_branch);
   ws.out.resize(w.out);
-  if (config_.positional_codes) {
+  ws.position_qk.resize(w.position_qk);
+  if (config_.uses_positions()) {
     std::vector<double> pe(w.positions);
     sinusoidal_positions(seq_len, config_.embed_dim, pe.data());
     ws.positions.assign(pe.begin(), pe.end());
@@ -247,6 +253,40 @@ const S* Transformer::mesa_lambdas(const S* params, const LayerOffsets& o, Mixer
     ws.lambdas[h] = theta > S(30) ? theta : std::log1p(std::exp(theta));
   }
   return ws.lambdas.data();
+}
+
+// The first block's positional part, with P (T, E) the codes and q_b the queries of
+// sequence b:  q_b += P Wq_pos,  k_b += P Wk_pos.
+template <class S>
+void Transformer::add_position_qk(const S* params, const LayerOffsets& o, int batch,
+                                  Workspace<S>& ws, S* q, S* k) const {
+  const int T = ws.seq_len, E = config_.embed_dim, HK = config_.heads * config_.key_size;
+  const size_t TH = size_t(T) * HK;
+  auto P = mat(static_cast<const S*>(ws.positions.data()), T, E);
+  S* pq = ws.position_qk.data();
+  mat(pq, T, HK).noalias() = P * mat(params + o.q_pos, E, HK);
+  mat(pq + TH, T, HK).noalias() = P * mat(params + o.k_pos, E, HK);
+  for (int b = 0; b < batch; ++b) {
+    mat(q + b * TH, T, HK) += mat(static_cast<const S*>(pq), T, HK);
+    mat(k + b * TH, T, HK) += mat(static_cast<const S*>(pq + TH), T, HK);
+  }
+}
+
+// dWq_pos += P^T sum_b dq_b,  dWk_pos += P^T sum_b dk_b (the codes get no gradient).
+template <class S>
+void Transformer::position_qk_backward(const LayerOffsets& o, int batch, Workspace<S>& ws,
+                                       const S* dq, const S* dk, S* grads) const {
+  const int T = ws.seq_len, E = config_.embed_dim, HK = config_.heads * config_.key_size;
+  const size_t TH = size_t(T) * HK;
+  auto P = mat(static_cast<const S*>(ws.positions.data()), T, E);
+  const S* d_proj[2] = {dq, dk};
+  const size_t w_off[2] = {o.q_pos, o.k_pos};
+  for (int j = 0; j < 2; ++j) {
+    auto sum = mat(ws.position_qk.data(), T, HK);
+    sum = mat(d_proj[j], T, HK);
+    for (int b = 1; b < batch; ++b) sum += mat(d_proj[j] + b * TH, T, HK);
+    mat(grads + w_off[j], E, HK).noalias() += P.transpose() * sum;
+  }
 }
 
 template <class S>
@@ -365,6 +405,7 @@ void Transformer::forward(const S* params, const S* tokens, int batch, Workspace
     mat(a.q, N, HK).noalias() = A * mat(params + o.q, E, HK);
     mat(a.k, N, HK).noalias() = A * mat(params + o.k, E, HK);
     mat(a.v, N, HK).noalias() = A * mat(params + o.v, E, HK);
+    if (l == 0 && c.positional_codes_qk) add_position_qk(params, o, batch, ws, a.q, a.k);
     const S* lambdas = mesa_lambdas(params, o, kind, ws);
     try {
       mixer_forward(kind, s, c.mesa, a.q, a.k, a.v, lambdas, a.cache, a.mixed,
@@ -466,6 +507,7 @@ void Transformer::backward(const S* params, const S* tokens, int batch, Workspac
     if (kind == MixerKind::Mesa && c.mesa_lambda_softplus)
       for (int h = 0; h < c.heads; ++h)
         grads[o.lambdas + h] += ws.d_lambdas[h] / (S(1) + std::exp(-params[o.lambdas + h]));
+    if (l == 0 && c.positional_codes_qk) position_qk_backward(o, batch, ws, dq, dk, grads);
     // q = a Wq (same for k, v):  dWq += a^T dq,  da = sum dq Wq^T;  a = LN1(x) or x.
     auto Amat = mat(a.attn_in, N, E);
     auto dA = mat(c.layer_norm ? d_branch : dx, N, E);

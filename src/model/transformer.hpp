@@ -7,6 +7,8 @@
 //   y = m + MLP(LN2(m))                      (y = m without MLP)
 //   x <- clip(y, -c, c)                      c = clip_act (no clipping if c <= 0)
 // Input:  x_0 = tokens (E wide), or tokens Win (+ PE) with an embedding.
+// With positional_codes_qk the first block's queries and keys also see the codes P (T, E):
+//   q = [a, P] [Wq; Wq_pos] = a Wq + P Wq_pos,  k = a Wk + P Wk_pos  (official use_pe_kq).
 // Output: the first D channels of the final residual stream, or x_L Wout with an embedding.
 // The model works on one chunk of sequences at a time (see BatchRunner for the batch).
 #include <cstdint>
@@ -45,6 +47,10 @@ struct ModelConfig {
   int mlp_hidden = 80;            // F: W1 (E, F), W2 (F, E)
   int input_dim = 0;              // > 0: embed tokens (B,T,input_dim) by Win, read out by Wout
   bool positional_codes = false;  // add fixed sinusoidal codes to the embedded tokens
+  // Concatenate the codes to the first block's query and key inputs (official use_pe_kq,
+  // which the official hybrid first block uses instead of adding them): tensors
+  // layers.0.q_pos and layers.0.k_pos (E, H*K).
+  bool positional_codes_qk = false;
   // Debugging aid, not part of the model: check every layer's output and gradient for
   // NaN/inf and name the first one found (costs one pass over the activations).
   bool detect_anomaly = false;
@@ -56,6 +62,7 @@ struct ModelConfig {
   int layers() const { return int(mixers.size()); }
   bool embedding() const { return input_dim > 0; }
   int token_dim() const { return embedding() ? input_dim : embed_dim; }
+  bool uses_positions() const { return positional_codes || positional_codes_qk; }
   void validate() const;  // throws Error naming the offending field
 };
 
@@ -110,6 +117,7 @@ struct Workspace {
   std::vector<S> norm_cache;  // L x 2 x (2N): mean and 1/std of LN1, LN2
   std::vector<S> mlp_cache;   // L x (2 N F)
   std::vector<S> positions;   // (T, E): sinusoidal codes
+  std::vector<S> position_qk;  // 2 x (T, H*K): P Wq_pos, P Wk_pos (positional_codes_qk)
   std::vector<S> out;         // (N, D): prediction (with embedding)
   std::vector<S> d_branch;    // (N, E): gradient at a LayerNorm output
   std::vector<S> qkv;         // L x 3 x (N, H*K)
@@ -133,11 +141,12 @@ struct Workspace {
 // allocates exactly these; memory estimates read them).
 struct WorkspaceSizes {
   size_t x = 0, y = 0, attn_in = 0, mid = 0, mlp_in = 0, norm_cache = 0, mlp_cache = 0;
-  size_t positions = 0, out = 0, d_branch = 0, qkv = 0, mixed = 0, cache = 0;
+  size_t positions = 0, position_qk = 0, out = 0, d_branch = 0, qkv = 0, mixed = 0, cache = 0;
   size_t d_pred = 0, dx = 0, dmixed = 0, dqkv = 0, scratch = 0, lambdas = 0;
   size_t total() const {
-    return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + out + d_branch +
-           qkv + mixed + cache + d_pred + dx + dmixed + dqkv + scratch + 2 * lambdas;
+    return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + position_qk +
+           out + d_branch + qkv + mixed + cache + d_pred + dx + dmixed + dqkv + scratch +
+           2 * lambdas;
   }
 };
 
@@ -153,6 +162,7 @@ void squared_error_gradient(const Workspace<S>& ws, int batch, const S* labels, 
 
 struct LayerOffsets {
   size_t q = 0, k = 0, v = 0, o = 0, lambdas = 0;
+  size_t q_pos = 0, k_pos = 0;  // layer 0 with positional_codes_qk
   size_t ln1_scale = 0, ln1_bias = 0, ln2_scale = 0, ln2_bias = 0, mlp_w1 = 0, mlp_w2 = 0;
 };
 
@@ -191,6 +201,12 @@ class Transformer {
 
  private:
   AttentionShape shape(int batch, int seq_len) const;
+  template <class S>
+  void add_position_qk(const S* params, const LayerOffsets& o, int batch, Workspace<S>& ws, S* q,
+                       S* k) const;
+  template <class S>
+  void position_qk_backward(const LayerOffsets& o, int batch, Workspace<S>& ws, const S* dq,
+                            const S* dk, S* grads) const;
   template <class S>
   const S* mesa_lambdas(const S* params, const LayerOffsets& o, MixerKind kind,
                         Workspace<S>& ws) const;

@@ -66,6 +66,9 @@ const ConfigSchema& run_config_schema() {
       {"model.mlp_hidden", ConfigType::Int, 80, "MLP hidden width", 1, 1 << 20},
       {"model.positional_codes", ConfigType::Bool, false,
        "add fixed sinusoidal positional codes to the input of the first block"},
+      {"model.positional_codes_qk", ConfigType::Bool, false,
+       "concatenate fixed sinusoidal positional codes (width E) to the first block's query and "
+       "key inputs only (the official use_pe_kq; tensors layers.0.q_pos, layers.0.k_pos)"},
       {"model.clip_act", ConfigType::Float, 1.5,
        "residual stream clipped to +-clip_act after each layer; 0 disables", 0, inf},
       {"model.init_std", ConfigType::Float, 2e-4, "every weight ~ N(0, init_std^2)", 0, inf},
@@ -187,6 +190,7 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   r.model.mlp = m["mlp"];
   r.model.mlp_hidden = m["mlp_hidden"];
   r.model.positional_codes = m["positional_codes"];
+  r.model.positional_codes_qk = m["positional_codes_qk"];
   r.model.heads = m["heads"];
   r.model.key_size = m["key_size"];
   r.model.clip_act = m["clip_act"];

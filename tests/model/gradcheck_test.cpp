@@ -428,6 +428,17 @@ TEST(ModelGradcheck, EmbeddingPositionalCodesMlp) {
   check_model(c, kTokenStd);
 }
 
+// Raw tokens with the codes concatenated to the first block's queries and keys only
+// (q = a Wq + P Wq_pos). Linear attention: under softmax, the slowest code columns are
+// nearly constant over t, so they shift a logit row by a near-constant, to which softmax
+// is invariant, and their gradients are too small for h = 1e-6 to resolve.
+TEST(ModelGradcheck, EmbeddingPositionalCodesQk) {
+  ModelConfig c = model_config(MixerKind::Linear, 2, 0.0);
+  c.input_dim = 3;
+  c.positional_codes_qk = true;
+  check_model(c, kTokenStdUnclippedLinear);
+}
+
 // LayerNorm without MLP in front of a mesa layer, with an embedding.
 TEST(ModelGradcheck, LayerNormMesaWithEmbedding) {
   ModelConfig c = model_config(MixerKind::Mesa, 1, kClip);

@@ -21,6 +21,49 @@ ModelConfig tiny_config(std::vector<MixerKind> mixers) {
   return cfg;
 }
 
+// positional_codes_qk: the first block's queries and keys are [a, P] [W; W_pos] by a direct
+// sum over both halves; values and later blocks see no codes.
+TEST(Transformer, PositionalCodesQkConcatenateToQueriesAndKeysOfTheFirstBlock) {
+  ModelConfig cfg = tiny_config({MixerKind::Softmax, MixerKind::Linear});
+  cfg.input_dim = 2;
+  cfg.positional_codes_qk = true;
+  const Transformer model(cfg);
+  EXPECT_NE(model.layout().find("layers.0.q_pos"), nullptr);
+  EXPECT_EQ(model.layout().find("layers.1.q_pos"), nullptr);
+  std::vector<double> params(model.num_params());
+  model.init_params(params.data(), 3);
+  for (double& p : params) p *= 1e3;  // init_std 2e-4: make the codes' part visible
+  const int B = 2, T = 5, E = 8, HK = 6;
+  std::vector<double> tokens(size_t(B) * T * 2);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = std::sin(0.7 * double(i) + 0.3);
+  auto ws = model.make_workspace<double>(B, T, /*forward_only=*/true);
+  model.forward(params.data(), tokens.data(), B, ws);
+  const auto at = [&](const char* name) { return params.data() + model.layout().at(name).offset; };
+  const LayerView<const double> l0 = std::as_const(ws).layer(0);
+  double max_err = 0.0;
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < HK; ++j) {
+        double q = 0.0, k = 0.0, v = 0.0;
+        for (int e = 0; e < E; ++e) {
+          const double x = l0.input[(size_t(b) * T + t) * E + e];
+          const double pe = e % 2 == 0 ? std::sin(t * std::pow(10000.0, -double(e) / E))
+                                       : std::cos(t * std::pow(10000.0, -double(e - 1) / E));
+          q += x * at("layers.0.q")[e * HK + j] + pe * at("layers.0.q_pos")[e * HK + j];
+          k += x * at("layers.0.k")[e * HK + j] + pe * at("layers.0.k_pos")[e * HK + j];
+          v += x * at("layers.0.v")[e * HK + j];
+        }
+        const size_t n = (size_t(b) * T + t) * HK + j;
+        max_err = std::max({max_err, std::abs(l0.q[n] - q), std::abs(l0.k[n] - k),
+                            std::abs(l0.v[n] - v)});
+      }
+  EXPECT_LT(max_err, 1e-12);
+  // The residual stream carries no codes: the input of block 0 is tokens Win alone.
+  for (int e = 0; e < E; ++e)
+    EXPECT_NEAR(l0.input[e], tokens[0] * at("embed.in")[e] + tokens[1] * at("embed.in")[E + e],
+                1e-14);
+}
+
 TEST(Transformer, MesaFailureNamesTheLayerAndHead) {
   const Transformer model(tiny_config({MixerKind::Linear, MixerKind::Mesa}));
   std::vector<double> params(model.num_params());
