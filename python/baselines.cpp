@@ -40,7 +40,7 @@ py::dict baselines(const py::object& config, double ridge) {
   {
     py::gil_scoped_release release;
     r = run_baselines(cfg.data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size,
-                      ridge);
+                      ridge, cfg.delay_baseline_width());
   }
   py::dict out;
   out["gd_eta"] = r.gd_eta;

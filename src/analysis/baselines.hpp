@@ -13,6 +13,7 @@
 #include "core/eigen_maps.hpp"
 #include "core/stats.hpp"
 #include "data/sequences.hpp"
+#include "data/tokens.hpp"
 
 namespace mesalab {
 
@@ -40,6 +41,31 @@ std::vector<double> copy_predictor_curve(const double* states, int batch, int se
 std::vector<double> least_squares_curve(const double* states, int batch, int seq_len, int dim,
                                         double ridge = 1e-3, bool include_latest_pair = false);
 
+// Least squares on features phi_t of the inputs instead of the states themselves:
+//   pred_t = C_t (A_t + ridge I)^{-1} phi_t,
+//   A_t = sum_{i<m} phi_i phi_i^T,  C_t = sum_{i<m} s_{i+1} phi_i^T,
+// with m as in least_squares_curve (the latest pair (phi_{t-1}, s_t) left out unless
+// include_latest_pair). features: (B, T, F) row-major, phi_t for t = 1..T; states: (B, T + 1,
+// D), whose s_{t+1} are the targets. least_squares_curve is the case phi_t = s_t.
+std::vector<double> feature_least_squares_curve(const double* features, int width,
+                                                const double* states, int batch, int seq_len,
+                                                int dim, double ridge = 1e-3,
+                                                bool include_latest_pair = false);
+
+// Partial observations (the official lsq_partobs): features are the delay vectors
+// z_t = [o_t, o_{t-1}, ..., o_{t-n+1}, 0] of the delay tokens (build_delay_tokens, n =
+// floor(width / m) slots), targets o_{t+1}; the official code regresses z_t on z_{t-1} and
+// scores the first m entries of z_t W, which is the same fit column by column.
+// observations: (B, T + 1, m).
+std::vector<double> delay_least_squares_curve(const double* observations, int batch, int seq_len,
+                                              int obs_dim, int width, double ridge = 1e-3);
+
+// Nonlinear data: features phi(s_t) of the generator's own feature map (the true features,
+// nonlinear_feature_map), targets s_{t+1}. states: (B, T + 1, D).
+std::vector<double> true_feature_least_squares_curve(const NonlinearFeatures& features,
+                                                     const double* states, int batch,
+                                                     int seq_len, double ridge = 1e-3);
+
 // One gradient step from W_0 = 0 on L(W) = 1/2 sum_{i<t} |s_{i+1} - W s_i|^2:
 // W_t = -eta grad L(0) = eta C_t,  pred_t = eta C_t s_t.
 std::vector<double> gd1_curve(const double* states, int batch, int seq_len, int dim, double eta);
@@ -53,15 +79,17 @@ double tune_gd_eta(const double* states, int batch, int seq_len, int dim);
 struct BaselineReport {
   double gd_eta = 0.0;
   // (name, per-t curve) in the order zero, copy, least_squares (official, latest pair left
-  // out), least_squares_all_pairs, gd1.
+  // out), least_squares_all_pairs, gd1; then least_squares_delay with an observation model
+  // and least_squares_true_features on nonlinear data.
   std::vector<std::pair<std::string, std::vector<double>>> curves;
 };
 
 // Tunes eta on one held-out batch of 512 sequences (RngPurpose::Tuning, step 0), then averages
 // each baseline's per-t curve over the test set: batches step = 0..test_batches-1 of
-// RngPurpose::TestData with this seed.
+// RngPurpose::TestData with this seed. Every baseline sees the observations (of width
+// observed_dim(cfg)); delay_width is the delay vector's width of least_squares_delay.
 BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batches, int batch_size,
-                             double ridge = 1e-3);
+                             double ridge = 1e-3, int delay_width = kDelayBaselineWidth);
 
 // {"gd_eta": eta, "baselines": [{"name", "mean_loss", "curve": [T values]}, ...]}.
 nlohmann::json baseline_report_json(const BaselineReport& report);

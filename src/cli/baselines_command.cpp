@@ -14,8 +14,9 @@ Command add_baselines_command(CLI::App& root) {
   app->add_flag("--json", *json, "print the result as JSON");
   return {app, [options, json] {
             const RunConfig cfg = options->resolve();
-            const BaselineReport r = run_baselines(cfg.data, cfg.train.seed, cfg.train.test_batches,
-                                                   cfg.train.test_batch_size);
+            const BaselineReport r =
+                run_baselines(cfg.data, cfg.train.seed, cfg.train.test_batches,
+                              cfg.train.test_batch_size, 1e-3, cfg.delay_baseline_width());
             if (*json) {
               fmt::print("{}\n", baseline_report_json(r).dump());
               return 0;

@@ -31,7 +31,8 @@ int run_eval(const EvalArgs& a) {
   const std::vector<double> curve = per_step_loss(runner, state.params.data(), test_set);
   // The baselines run on exactly the same test sequences (same seed, purpose and steps).
   const BaselineReport baselines =
-      run_baselines(cfg.data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size);
+      run_baselines(cfg.data, cfg.train.seed, cfg.train.test_batches, cfg.train.test_batch_size,
+                    1e-3, cfg.delay_baseline_width());
 
   std::vector<std::pair<std::string, std::vector<double>>> columns = {{"model", curve}};
   for (const auto& c : baselines.curves) columns.push_back(c);

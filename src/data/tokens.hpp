@@ -45,6 +45,10 @@ void build_raw_tokens(const double* states, int batch, int seq_len, int dim, S* 
 // what the hidden state of a partially observed linear system needs. Unlike the constructed
 // tokens there is no leading zero slot: the prediction is read from channels 0..m-1.
 // states: (B, T + 1, m); tokens: (B, T, E); labels: (B, T, m). Requires E >= m.
+// The official least-squares baseline of partial observations (lsq_partobs) stacks delay
+// vectors of this width (part_obs_embed_dim) whatever the model's tokens.
+inline constexpr int kDelayBaselineWidth = 80;
+
 template <class S>
 void build_delay_tokens(const double* states, int batch, int seq_len, int obs_dim, int embed_dim,
                         S* tokens, S* labels);

@@ -233,4 +233,8 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   return r;
 }
 
+int RunConfig::delay_baseline_width() const {
+  return tokens == TokenFormat::Delay ? model.embed_dim : kDelayBaselineWidth;
+}
+
 }  // namespace mesalab

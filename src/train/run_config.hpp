@@ -36,6 +36,10 @@ struct RunConfig {
   OptimConfig optim;
   TrainSettings train;
   nlohmann::json resolved;  // the full nested config, defaults filled in
+
+  // Width of the delay vectors of the least_squares_delay baseline: the delay tokens' own
+  // width when the run uses them, else the official 80.
+  int delay_baseline_width() const;
 };
 
 const ConfigSchema& run_config_schema();
