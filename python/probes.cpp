@@ -13,11 +13,6 @@ namespace mesalab::python {
 
 namespace {
 
-std::vector<ProbeTarget> targets_of(const std::string& name) {
-  if (name == "all") return {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent};
-  return {parse_probe_target(name)};
-}
-
 py::dict activations(const Model& model, const CArray<float>& params, int batch, uint64_t seed,
                      const std::string& purpose, uint64_t step) {
   require_params(params, model.transformer.num_params());
@@ -52,9 +47,10 @@ py::dict probe(const Model& model, const CArray<float>& params, const std::strin
                double lambda, uint64_t seed, int batch, std::optional<double> outlier_z,
                bool clean_target, std::optional<uint64_t> held_out_seed) {
   require_params(params, model.transformer.num_params());
-  const std::vector<ProbeTarget> targets = targets_of(target);
+  const std::vector<ProbeTarget> targets = parse_probe_targets(target, model.cfg.data);
   ProbeOptions options;
   options.lambda = lambda;
+  options.features = probe_features(model.cfg.data);
   options.outlier_z = outlier_z.value_or(std::numeric_limits<double>::infinity());
   options.clean_target = clean_target;
   options.validate();

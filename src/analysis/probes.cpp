@@ -53,15 +53,35 @@ std::string_view probe_target_name(ProbeTarget target) {
       return "inverse";
     case ProbeTarget::Implicit:
       return "implicit";
+    case ProbeTarget::Features:
+      return "features";
   }
   return "?";
 }
 
 ProbeTarget parse_probe_target(std::string_view name) {
   for (ProbeTarget t : {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent,
-                        ProbeTarget::Implicit})
+                        ProbeTarget::Implicit, ProbeTarget::Features})
     if (name == probe_target_name(t)) return t;
-  fail("unknown probe target '{}' (allowed: current, next, inverse, implicit)", name);
+  fail("unknown probe target '{}' (allowed: current, next, inverse, implicit, features)", name);
+}
+
+std::vector<ProbeTarget> parse_probe_targets(std::string_view name, const DataConfig& data) {
+  if (name != "all") {
+    for (ProbeTarget t : {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent,
+                          ProbeTarget::Implicit, ProbeTarget::Features})
+      if (name == probe_target_name(t)) return {t};
+    fail("unknown probe target '{}' (allowed: current, next, inverse, implicit, features, all)",
+         name);
+  }
+  std::vector<ProbeTarget> all = {ProbeTarget::Current, ProbeTarget::Next,
+                                  ProbeTarget::InverseCurrent};
+  if (data.kind == DynamicsKind::Nonlinear) all.push_back(ProbeTarget::Features);
+  return all;
+}
+
+NonlinearFeatures probe_features(const DataConfig& data) {
+  return data.kind == DynamicsKind::Nonlinear ? nonlinear_features(data) : NonlinearFeatures{};
 }
 
 void ProbeOptions::validate() const {
@@ -134,17 +154,29 @@ std::vector<double> preconditioned_inputs(const double* states, int batch, int s
   return out;
 }
 
-std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, double lambda) {
+std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch,
+                                  const ProbeOptions& options) {
   check_batch(batch);
   const int B = batch.batch, T = batch.seq_len, D = batch.dim;
   if (target == ProbeTarget::InverseCurrent || target == ProbeTarget::Implicit)
-    return preconditioned_inputs(batch.states.data(), B, T, D, lambda);
+    return preconditioned_inputs(batch.states.data(), B, T, D, options.lambda);
+  const bool features = target == ProbeTarget::Features;
+  if (features && options.features.dim != D)
+    fail(
+        "the features probe needs the nonlinear data's feature map (data.kind = nonlinear) of "
+        "the batch's dimension {}{}",
+        D, options.features.dim > 0 ? fmt::format(", got one of dimension {}", options.features.dim)
+                                    : std::string());
   const int shift = target == ProbeTarget::Next ? 1 : 0;
   std::vector<double> y(size_t(T) * B * D);
   for (int t = 0; t < T; ++t)
     for (int b = 0; b < B; ++b) {
       const double* src = batch.states.data() + (size_t(b) * (T + 1) + t + shift) * D;
-      std::copy(src, src + D, y.data() + (size_t(t) * B + b) * D);
+      double* dst = y.data() + (size_t(t) * B + b) * D;
+      if (features)
+        nonlinear_feature_map(options.features, src, nullptr, dst);
+      else
+        std::copy(src, src + D, dst);
     }
   return y;
 }
@@ -281,8 +313,8 @@ ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatc
   const bool held_out = &fit_acts != &score_acts;
   const int T = fit_batch.seq_len, D = fit_batch.dim, L = fit_acts.layers;
   const int Bf = fit_batch.batch, Bs = score_batch.batch;
-  const std::vector<double> yf = probe_targets(target, fit_batch, options.lambda);
-  const std::vector<double> ys = held_out ? probe_targets(target, score_batch, options.lambda) : yf;
+  const std::vector<double> yf = probe_targets(target, fit_batch, options);
+  const std::vector<double> ys = held_out ? probe_targets(target, score_batch, options) : yf;
   ProbeResult r;
   r.target = target;
   r.layers = L;
@@ -298,7 +330,7 @@ ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatc
   // The implicit target scores s_hat = 0.5 p^T C_t against s_{t+1} of the scored batch.
   const std::vector<double> cross = implicit ? cross_sums(score_batch) : std::vector<double>();
   const std::vector<double> next =
-      implicit ? probe_targets(ProbeTarget::Next, score_batch, options.lambda)
+      implicit ? probe_targets(ProbeTarget::Next, score_batch, options)
                : std::vector<double>();
   auto keep_mask = [&](const double* y, int rows) {
     std::vector<char> keep = outlier_keep_mask(y, rows, D, z);
@@ -341,8 +373,8 @@ ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatc
 ControlResult implicit_reference(const TokenBatch& batch) {
   check_batch(batch);
   const int B = batch.batch, T = batch.seq_len, D = batch.dim;
-  const std::vector<double> u = probe_targets(ProbeTarget::Current, batch, 1.0);
-  const std::vector<double> next = probe_targets(ProbeTarget::Next, batch, 1.0);
+  const std::vector<double> u = probe_targets(ProbeTarget::Current, batch, {});
+  const std::vector<double> next = probe_targets(ProbeTarget::Next, batch, {});
   const std::vector<double> cross = cross_sums(batch);
   ControlResult r;
   r.loss.resize(size_t(T));
@@ -364,8 +396,8 @@ ControlResult control_probe(const TokenBatch& batch, const ProbeOptions& options
   options.validate();
   check_batch(batch);
   const int B = batch.batch, T = batch.seq_len, D = batch.dim;
-  const std::vector<double> x = probe_targets(ProbeTarget::InverseCurrent, batch, options.lambda);
-  const std::vector<double> y = probe_targets(ProbeTarget::Next, batch, options.lambda);
+  const std::vector<double> x = probe_targets(ProbeTarget::InverseCurrent, batch, options);
+  const std::vector<double> y = probe_targets(ProbeTarget::Next, batch, options);
   ControlResult r;
   r.loss.resize(size_t(T));
   r.r2.resize(size_t(T));

@@ -13,6 +13,9 @@
 //                    intermediate: s_hat_{t+1} = 0.5 p_t^T C_t, C_t = sum_{i<t} u_i u_{i+1}^T,
 //                    scored by the plain MSE |s_hat - s_{t+1}|^2 / (n D) (official
 //                    implicit_target; its "GD" reference 0.45 u_t^T C_t is implicit_reference)
+//   Features:        Y = phi(u_t), the nonlinear generator's own feature map of the current
+//                    state (nonlinear data): does the model compute the features that make
+//                    the dynamics linear?
 // plus the control reference: s_{t+1} regressed on the ideal preconditioned vector itself.
 // Time steps are token indices t = 0..T-1 here (the paper's t = 1..T); all math is in double
 // and every fit is independent, so results do not depend on the thread count.
@@ -27,12 +30,14 @@
 
 namespace mesalab {
 
-enum class ProbeTarget { Current, Next, InverseCurrent, Implicit };
+enum class ProbeTarget { Current, Next, InverseCurrent, Implicit, Features };
 
-// "current", "next", "inverse", "implicit".
+// "current", "next", "inverse", "implicit", "features".
 std::string_view probe_target_name(ProbeTarget target);
 // Inverse of probe_target_name; an unknown name throws Error listing the allowed names.
 ProbeTarget parse_probe_target(std::string_view name);
+// A target name or "all": current, next and inverse, plus features on nonlinear data.
+std::vector<ProbeTarget> parse_probe_targets(std::string_view name, const DataConfig& data);
 
 inline constexpr double kCleanTargetLimit = 2.0;
 inline constexpr double kImplicitScale = 0.5;            // s_hat = 0.5 p^T C (official)
@@ -48,8 +53,15 @@ struct ProbeOptions {
   // Next: drop samples with any entry of s_{t+1} >= kCleanTargetLimit (the official
   // clean_target_probe; one-sided as there).
   bool clean_target = false;
+  // The data's feature map (nonlinear_features of the run's data), needed by the Features
+  // target only; empty (dim 0) otherwise.
+  NonlinearFeatures features;
   void validate() const;  // throws Error naming the offending field
 };
+
+// The options' feature map for a run's data: its nonlinear_features on nonlinear data, else
+// none.
+NonlinearFeatures probe_features(const DataConfig& data);
 
 // Residual-stream activations of one batch, as double.
 struct LayerActivations {
@@ -75,9 +87,11 @@ LayerActivations collect_activations(const Transformer& model, const float* para
 std::vector<double> preconditioned_inputs(const double* states, int batch, int seq_len, int dim,
                                           double lambda);
 
-// The targets Y_t of a probe, (T, B, D): states rows t (Current), t+1 (Next), or
-// preconditioned_inputs (InverseCurrent and Implicit, whose probe is fitted to them).
-std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch, double lambda);
+// The targets Y_t of a probe, (T, B, D): states rows t (Current), t+1 (Next),
+// preconditioned_inputs (InverseCurrent and Implicit, whose probe is fitted to them), or
+// phi(states row t) (Features, with options.features of the batch's dimension).
+std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch,
+                                  const ProbeOptions& options);
 
 // keep_b = 1 unless z_b = (|y_b| - mean |y|) / std |y| >= z_threshold (std with ddof 0; all
 // kept when std = 0 or z_threshold = +inf). y: (rows, dim).

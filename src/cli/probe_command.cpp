@@ -31,14 +31,6 @@ struct ProbeArgs {
   bool json = false;
 };
 
-// "all" = every target plus the control reference; "inverse" brings the control along.
-std::vector<ProbeTarget> targets_of(const std::string& name) {
-  if (name == "all") return {ProbeTarget::Current, ProbeTarget::Next, ProbeTarget::InverseCurrent};
-  if (name == "current" || name == "next" || name == "inverse" || name == "implicit")
-    return {parse_probe_target(name)};
-  fail("unknown probe target '{}' (allowed: current, next, inverse, implicit, all)", name);
-}
-
 // Per target and layer: the mean loss over t and the loss at t = 1, T/4, T/2, T.
 void print_table(const std::vector<ProbeResult>& results, const ControlResult* control) {
   const int T = results.front().seq_len;
@@ -66,16 +58,17 @@ void print_table(const std::vector<ProbeResult>& results, const ControlResult* c
 }
 
 int run_probe_command(const ProbeArgs& a) {
-  const std::vector<ProbeTarget> targets = targets_of(a.target);
+  if (!std::filesystem::is_directory(a.run_dir)) fail("no run directory at {}", a.run_dir);
+  const RunConfig cfg = load_run_config(a.run_dir, {});
+  // "all" = every target plus the control reference; "inverse" brings the control along.
+  const std::vector<ProbeTarget> targets = parse_probe_targets(a.target, cfg.data);
   ProbeOptions options;
+  options.features = probe_features(cfg.data);
   options.lambda = a.lambda;
   options.outlier_z = a.outlier_z;
   options.clean_target = a.clean_target;
   options.validate();
   if (a.batch < 1) fail("--batch must be >= 1, got {}", a.batch);
-  if (!std::filesystem::is_directory(a.run_dir)) fail("no run directory at {}", a.run_dir);
-
-  const RunConfig cfg = load_run_config(a.run_dir, {});
   const Transformer model(cfg.model);
   const std::filesystem::path ckpt = checkpoint_to_read(a.run_dir, a.checkpoint);
   const TrainState state = load_run_checkpoint(ckpt, cfg, model);
@@ -149,7 +142,9 @@ Command add_probe_command(CLI::App& root) {
          "--target", args->target,
          "current (s_t), next (s_{t+1}), inverse ((sum_{i<t} s_i s_i^T + lambda I)^-1 "
          "s_t, with the control reference), implicit (0.5 p_t^T sum_{i<t} s_i s_{i+1}^T from the "
-         "inverse probe p_t, with the 0.45 u_t^T C_t reference) or all (the first three)")
+         "inverse probe p_t, with the 0.45 u_t^T C_t reference), features (phi(s_t), the nonlinear "
+         "generator's feature map) or all (current, next, inverse; features too on nonlinear "
+         "data)")
       ->capture_default_str();
   app->add_option("--lambda", args->lambda, "lambda of the inverse target")->capture_default_str();
   app->add_option("--seed", args->seed, "seed of the probe batch")->capture_default_str();

@@ -46,6 +46,8 @@ std::string target_title(ProbeTarget target) {
       return "preconditioned input (sum_i<t s_i s_i^T + lambda I)^-1 s_t";
     case ProbeTarget::Implicit:
       return "implicit target: s_t+1 = 0.5 p_t^T sum_i<t s_i s_i+1^T";
+    case ProbeTarget::Features:
+      return "features phi(s_t) of the nonlinear dynamics";
   }
   return std::string(probe_target_name(target));
 }

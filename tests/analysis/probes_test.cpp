@@ -447,6 +447,46 @@ TEST(ImplicitProbes, CrossSumsAndTheExactInverseGiveTheDirectMse) {
   EXPECT_EQ(parse_probe_target("implicit"), ProbeTarget::Implicit);
 }
 
+// The features target is phi(u_t) of the run's own feature map, computed point by point
+// here; activations holding [phi(u_t), u_t] decode it exactly (R^2 ~ 1, loss ~ 0) while the
+// state alone does not; "all" adds it on nonlinear data only, and linear data refuse it.
+TEST(Probes, FeaturesTargetIsTheGeneratorsFeatureMap) {
+  const RunConfig cfg = probe_config({"data.kind=nonlinear"});
+  const TokenBatch batch = make_token_batch(cfg, 6, RngPurpose::Probe, 0, 64);
+  const int T = batch.seq_len, B = batch.batch, D = batch.dim;
+  ProbeOptions options;
+  options.features = probe_features(cfg.data);
+  const std::vector<double> y = probe_targets(ProbeTarget::Features, batch, options);
+  LayerActivations acts{B, T, 1, 2 * D, std::vector<double>(size_t(2) * T * B * 2 * D)};
+  for (int t = 0; t < T; ++t)
+    for (int b = 0; b < B; ++b) {
+      const double* u = batch.states.data() + (size_t(b) * (T + 1) + t) * D;
+      std::vector<double> phi(D);
+      nonlinear_feature_map(options.features, u, nullptr, phi.data());
+      for (int d = 0; d < D; ++d) {
+        EXPECT_EQ(y[(size_t(t) * B + b) * D + d], phi[d]);
+        double* row0 = acts.values.data() + (size_t(t) * B + b) * 2 * D;  // layer 0: [u, 0]
+        double* row1 = acts.values.data() + ((size_t(T) + t) * B + b) * 2 * D;  // layer 1
+        row0[d] = u[d];
+        row1[d] = phi[d];
+        row1[D + d] = u[d];
+      }
+    }
+  const ProbeResult r = run_probe(acts, batch, ProbeTarget::Features, options);
+  for (int t = 0; t < T; ++t) {
+    EXPECT_LT(r.loss_at(t, 1), 1e-20) << "t " << t;
+    EXPECT_GT(r.r2_at(t, 1), 1 - 1e-12) << "t " << t;
+    EXPECT_LT(r.r2_at(t, 0), 0.99) << "t " << t;
+  }
+  EXPECT_EQ(parse_probe_targets("all", cfg.data).back(), ProbeTarget::Features);
+  EXPECT_EQ(parse_probe_targets("all", DataConfig{}).size(), 3u);
+  EXPECT_EQ(parse_probe_targets("features", cfg.data),
+            std::vector<ProbeTarget>{ProbeTarget::Features});
+  EXPECT_THROW(parse_probe_targets("bogus", cfg.data), Error);
+  const TokenBatch linear = make_token_batch(probe_config(), 6, RngPurpose::Probe, 0, 8);
+  EXPECT_THROW(probe_targets(ProbeTarget::Features, linear, ProbeOptions{}), Error);
+}
+
 TEST(ImplicitProbes, CleanTargetDropsSamplesWithAnEntryAtLeastTwo) {
   const RunConfig cfg = probe_config();
   const Transformer model(cfg.model);
