@@ -110,16 +110,14 @@ std::vector<double> copy_predictor_curve(const double* states, int batch, int se
                         });
 }
 
-
 std::vector<double> least_squares_curve(const double* states, int batch, int seq_len, int dim,
                                         double ridge, bool include_latest_pair) {
   check_shape("least_squares_curve", batch, seq_len, dim);
   check_ridge("least_squares_curve", ridge);
   const int lag = include_latest_pair ? 0 : 1;
-  return per_step_curve(states, batch, seq_len, dim,
-                        [=](const ConstSequence& seq, double* err) {
-                          feature_least_squares_errors(seq.topRows(seq_len), seq, ridge, lag, err);
-                        });
+  return per_step_curve(states, batch, seq_len, dim, [=](const ConstSequence& seq, double* err) {
+    feature_least_squares_errors(seq.topRows(seq_len), seq, ridge, lag, err);
+  });
 }
 
 std::vector<double> feature_least_squares_curve(const double* features, int width,
@@ -150,8 +148,8 @@ std::vector<double> delay_least_squares_curve(const double* observations, int ba
 }
 
 std::vector<double> true_feature_least_squares_curve(const NonlinearFeatures& features,
-                                                     const double* states, int batch,
-                                                     int seq_len, double ridge) {
+                                                     const double* states, int batch, int seq_len,
+                                                     double ridge) {
   const int dim = features.dim;
   check_shape("true_feature_least_squares_curve", batch, seq_len, dim);
   const size_t per_seq = size_t(seq_len + 1) * dim;
@@ -215,8 +213,8 @@ BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batc
   const int d = observed_dim(cfg);
   const bool observed = cfg.obs_dim > 0, nonlinear = cfg.kind == DynamicsKind::Nonlinear;
   if (observed && delay_width < d)
-    fail("run_baselines: the delay vector's width ({}) must hold one observation ({})",
-         delay_width, d);
+    fail("run_baselines: the delay vector's width ({}) must hold one observation ({})", delay_width,
+         d);
   const NonlinearFeatures features = nonlinear ? nonlinear_features(cfg) : NonlinearFeatures{};
   // The tuning sequences come from their own stream purpose, so eta never sees the test set.
   constexpr int kTuningBatch = 512;
@@ -246,7 +244,8 @@ BaselineReport run_baselines(const DataConfig& cfg, uint64_t seed, int test_batc
       batch_curves.push_back(
           delay_least_squares_curve(s, batch_size, t_len, d, delay_width, ridge));
     if (nonlinear)
-      batch_curves.push_back(true_feature_least_squares_curve(features, s, batch_size, t_len, ridge));
+      batch_curves.push_back(
+          true_feature_least_squares_curve(features, s, batch_size, t_len, ridge));
     for (size_t i = 0; i < report.curves.size(); ++i) {
       for (int t = 0; t < t_len; ++t) report.curves[i].second[t] += batch_curves[i][t];
     }

@@ -63,8 +63,8 @@ std::vector<double> delay_least_squares_curve(const double* observations, int ba
 // Nonlinear data: features phi(s_t) of the generator's own feature map (the true features,
 // nonlinear_feature_map), targets s_{t+1}. states: (B, T + 1, D).
 std::vector<double> true_feature_least_squares_curve(const NonlinearFeatures& features,
-                                                     const double* states, int batch,
-                                                     int seq_len, double ridge = 1e-3);
+                                                     const double* states, int batch, int seq_len,
+                                                     double ridge = 1e-3);
 
 // One gradient step from W_0 = 0 on L(W) = 1/2 sum_{i<t} |s_{i+1} - W s_i|^2:
 // W_t = -eta grad L(0) = eta C_t,  pred_t = eta C_t s_t.

@@ -165,8 +165,9 @@ std::vector<double> probe_targets(ProbeTarget target, const TokenBatch& batch,
     fail(
         "the features probe needs the nonlinear data's feature map (data.kind = nonlinear) of "
         "the batch's dimension {}{}",
-        D, options.features.dim > 0 ? fmt::format(", got one of dimension {}", options.features.dim)
-                                    : std::string());
+        D,
+        options.features.dim > 0 ? fmt::format(", got one of dimension {}", options.features.dim)
+                                 : std::string());
   const int shift = target == ProbeTarget::Next ? 1 : 0;
   std::vector<double> y(size_t(T) * B * D);
   for (int t = 0; t < T; ++t)
@@ -330,8 +331,7 @@ ProbeResult run_held_out_probe(const LayerActivations& fit_acts, const TokenBatc
   // The implicit target scores s_hat = 0.5 p^T C_t against s_{t+1} of the scored batch.
   const std::vector<double> cross = implicit ? cross_sums(score_batch) : std::vector<double>();
   const std::vector<double> next =
-      implicit ? probe_targets(ProbeTarget::Next, score_batch, options)
-               : std::vector<double>();
+      implicit ? probe_targets(ProbeTarget::Next, score_batch, options) : std::vector<double>();
   auto keep_mask = [&](const double* y, int rows) {
     std::vector<char> keep = outlier_keep_mask(y, rows, D, z);
     if (clean) {

@@ -472,6 +472,16 @@ const std::vector<Experiment>& experiment_registry() {
        "the last token (mean over seeds) >= 0.8 and at least 0.5 above that at the input",
        {"fullfledged_mesa_hybrid", "fullfledged_softmax_7layer"},
        analyse_token_construction},
+      {"partial_observations",
+       "Transformers trained on partially observed linear systems predict the next observation "
+       "as well as least squares on delay-stacked observations, the regression a mesa "
+       "optimizer on the delay tokens would solve.",
+       "Paper, partially observed dynamics (SPEC_EXPERIMENTS 1d, the official partobs)",
+       "every model's mean per-step test loss (mean over training seeds) <= 1.10 x that of "
+       "least squares on the delay vectors of width 80",
+       {"partial_obs_delay_lsa"},
+       analyse_partial_observations,
+       {"partial_obs_softmax"}},
       {"icl_prompt_tuning",
        "A model trained only to predict the next element of sequences does few-shot in-context "
        "linear regression unchanged, and tuning a single EOS token, then a short prefix, makes "

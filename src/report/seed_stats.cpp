@@ -58,10 +58,10 @@ std::vector<double> test_seed_curve(const LoadedRun& run, const std::vector<uint
 }
 
 std::vector<std::pair<std::string, std::vector<double>>> baseline_curves(
-    const DataConfig& data, const std::vector<uint64_t>& test_seeds, int batch) {
+    const DataConfig& data, const std::vector<uint64_t>& test_seeds, int batch, int delay_width) {
   std::vector<std::pair<std::string, std::vector<std::vector<double>>>> per_seed;
   for (uint64_t seed : test_seeds) {
-    const BaselineReport r = run_baselines(data, seed, 1, batch);
+    const BaselineReport r = run_baselines(data, seed, 1, batch, 1e-3, delay_width);
     if (per_seed.empty())
       for (const auto& [name, _] : r.curves) per_seed.push_back({name, {}});
     for (size_t i = 0; i < r.curves.size(); ++i) per_seed[i].second.push_back(r.curves[i].second);

@@ -40,10 +40,12 @@ LoadedRun load_run(const std::filesystem::path& run_dir);
 std::vector<double> test_seed_curve(const LoadedRun& run, const std::vector<uint64_t>& test_seeds,
                                     int batch);
 
-// The baselines (zero, copy, least squares, least squares all pairs, GD-1) on the same test
-// batches, each averaged over the test seeds; names as in analysis/baselines.hpp.
+// The baselines (zero, copy, least squares, least squares all pairs, GD-1, and the delay and
+// true-feature fits where the data have them) on the same test batches, each averaged over
+// the test seeds; names as in analysis/baselines.hpp.
 std::vector<std::pair<std::string, std::vector<double>>> baseline_curves(
-    const DataConfig& data, const std::vector<uint64_t>& test_seeds, int batch);
+    const DataConfig& data, const std::vector<uint64_t>& test_seeds, int batch,
+    int delay_width = kDelayBaselineWidth);
 
 // The curve called `name` in `curves`; fails naming it if absent.
 const std::vector<double>& curve_named(

@@ -465,7 +465,7 @@ TEST(Probes, FeaturesTargetIsTheGeneratorsFeatureMap) {
       nonlinear_feature_map(options.features, u, nullptr, phi.data());
       for (int d = 0; d < D; ++d) {
         EXPECT_EQ(y[(size_t(t) * B + b) * D + d], phi[d]);
-        double* row0 = acts.values.data() + (size_t(t) * B + b) * 2 * D;  // layer 0: [u, 0]
+        double* row0 = acts.values.data() + (size_t(t) * B + b) * 2 * D;        // layer 0: [u, 0]
         double* row1 = acts.values.data() + ((size_t(T) + t) * B + b) * 2 * D;  // layer 1
         row0[d] = u[d];
         row1[d] = phi[d];

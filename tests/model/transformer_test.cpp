@@ -54,8 +54,8 @@ TEST(Transformer, PositionalCodesQkConcatenateToQueriesAndKeysOfTheFirstBlock) {
           v += x * at("layers.0.v")[e * HK + j];
         }
         const size_t n = (size_t(b) * T + t) * HK + j;
-        max_err = std::max({max_err, std::abs(l0.q[n] - q), std::abs(l0.k[n] - k),
-                            std::abs(l0.v[n] - v)});
+        max_err = std::max(
+            {max_err, std::abs(l0.q[n] - q), std::abs(l0.k[n] - k), std::abs(l0.v[n] - v)});
       }
   EXPECT_LT(max_err, 1e-12);
   // The residual stream carries no codes: the input of block 0 is tokens Win alone.
