@@ -59,6 +59,9 @@ template PromptLoss prompt_loss<double>(const Transformer&, const std::vector<do
                                         const std::vector<double>&, const std::vector<double>&,
                                         PromptPart);
 
+double official_tune_lr(PromptPart what) { return what == PromptPart::Eos ? 1e-3 : 9e-4; }
+int official_tune_batch(PromptPart what) { return what == PromptPart::Eos ? 64 : 128; }
+
 std::vector<double> initial_prompt_tokens(PromptPart what, int count, int dim, uint64_t seed) {
   Rng rng{seed, uint64_t(RngPurpose::Prompt), ~uint64_t(0), uint64_t(what)};
   std::vector<double> v(size_t(count) * size_t(dim));

@@ -17,11 +17,21 @@ namespace mesalab {
 
 enum class PromptPart { Eos, Prefix };
 
+// The official tuning runs (run_icl.ipynb at c8c1e37): 5000 Adam steps, EOS at lr 1e-3 on 64
+// tasks per step, then a (20, D) prefix at lr 9e-4 on 128 tasks per step, for a model trained
+// on T = 224.
+inline constexpr int kOfficialTuneSteps = 5000;
+inline constexpr int kOfficialPrefixLen = 20;
+inline constexpr int kOfficialTuneSeqLen = 224;
+// Official learning rate and batch of tuning `what`.
+double official_tune_lr(PromptPart what);
+int official_tune_batch(PromptPart what);
+
 struct PromptTuneOptions {
   PromptPart what = PromptPart::Eos;
-  int steps = 500;
+  int steps = kOfficialTuneSteps;
   double lr = 1e-3;  // official: 1e-3 for EOS, 9e-4 for the prefix
-  int batch = 128;
+  int batch = 64;    // official: 64 for EOS, 128 for the prefix
   uint64_t seed = 0;
   std::function<void(int step, double loss)> on_step;  // after each step (progress)
 };

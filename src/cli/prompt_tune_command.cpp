@@ -17,9 +17,9 @@ namespace {
 
 struct PromptTuneArgs {
   std::string run_dir, checkpoint, what;
-  int steps = 500;
+  int steps = kOfficialTuneSteps;
   double lr = 0.0;  // 0: the official default of `what`
-  int batch = 128;
+  int batch = 0;    // 0: the official default of `what`
   int prefix_len = 5;
   int seq_len = 0;
   double noise = 0.0;
@@ -48,8 +48,8 @@ int run_prompt_tune(const PromptTuneArgs& a) {
   PromptTuneOptions options;
   options.what = a.what == "eos" ? PromptPart::Eos : PromptPart::Prefix;
   options.steps = a.steps;
-  options.lr = a.lr > 0 ? a.lr : (options.what == PromptPart::Eos ? 1e-3 : 9e-4);
-  options.batch = a.batch;
+  options.lr = a.lr > 0 ? a.lr : official_tune_lr(options.what);
+  options.batch = a.batch > 0 ? a.batch : official_tune_batch(options.what);
   options.seed = a.seed;
 
   // The EOS starts from N(0, 1); the prefix from N(0, 1) next to the run's tuned EOS.
@@ -97,7 +97,7 @@ int run_prompt_tune(const PromptTuneArgs& a) {
       {"what", a.what},
       {"steps", a.steps},
       {"lr", options.lr},
-      {"batch", a.batch},
+      {"batch", options.batch},
       {"prefix_len", options.what == PromptPart::Prefix ? a.prefix_len : 0},
       {"seq_len", icl.seq_len},
       {"checkpoint", ckpt.string()},
@@ -133,11 +133,17 @@ Command add_prompt_tune_command(CLI::App& root) {
       ->required()
       ->check(CLI::IsMember({"eos", "prefix"}));
   app->add_option("--checkpoint", args->checkpoint, "checkpoint file (default: the latest)");
-  app->add_option("--steps", args->steps, "Adam steps")->check(CLI::Range(0, 10000000));
+  app->add_option("--steps", args->steps, "Adam steps (official: 5000)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10000000));
   app->add_option("--lr", args->lr, "learning rate (default 1e-3 for eos, 9e-4 for prefix)")
       ->check(CLI::Range(0.0, 1e3));
-  app->add_option("--batch", args->batch, "tasks per step")->check(CLI::Range(1, 1 << 20));
-  app->add_option("--prefix-len", args->prefix_len, "prefix tokens P")
+  app->add_option("--batch", args->batch, "tasks per step (default 64 for eos, 128 for prefix)")
+      ->check(CLI::Range(1, 1 << 20));
+  app->add_option("--prefix-len", args->prefix_len,
+                  "prefix tokens P (the official 20 are for T = 224; 5 keeps that share of a "
+                  "T = 50 context)")
+      ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   app->add_option("--seq-len", args->seq_len, "context length T (default: data.seq_len)")
       ->check(CLI::Range(6, 100000));

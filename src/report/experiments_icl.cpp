@@ -16,10 +16,11 @@ namespace mesalab::report {
 
 namespace {
 
+// The official prefix has 20 tokens for a T = 224 context; 5 keep that share of T = 50.
 constexpr int kPrefixLen = 5;
 
 // The run's EOS, then its prefix (next to the tuned EOS), each tuned from N(0, 1) with the
-// official learning rates.
+// official learning rates and batches.
 PromptTokens tune_run_prompt(const LoadedRun& run, const IclConfig& base, int steps,
                              uint64_t seed) {
   PromptTuneOptions options;
@@ -28,7 +29,8 @@ PromptTokens tune_run_prompt(const LoadedRun& run, const IclConfig& base, int st
   IclConfig cfg = base;
   cfg.format = IclFormat::Eos;
   options.what = PromptPart::Eos;
-  options.lr = 1e-3;
+  options.lr = official_tune_lr(options.what);
+  options.batch = official_tune_batch(options.what);
   PromptTokens prompt;
   prompt.eos = tune_prompt(run.model, run.state.params, cfg,
                            initial_prompt_tokens(PromptPart::Eos, 1, cfg.dim, seed), {}, options)
@@ -36,7 +38,8 @@ PromptTokens tune_run_prompt(const LoadedRun& run, const IclConfig& base, int st
   cfg.format = IclFormat::Prefix;
   cfg.prefix_len = kPrefixLen;
   options.what = PromptPart::Prefix;
-  options.lr = 9e-4;
+  options.lr = official_tune_lr(options.what);
+  options.batch = official_tune_batch(options.what);
   prompt.prefix =
       tune_prompt(run.model, run.state.params, cfg, prompt.eos,
                   initial_prompt_tokens(PromptPart::Prefix, kPrefixLen, cfg.dim, seed), options)
@@ -52,7 +55,7 @@ double head_mean(const std::vector<double>& curve, size_t n) {
 }  // namespace
 
 Outcome analyse_icl(const Context& ctx) {
-  const int tune_steps = ctx.scale.quick ? 20 : 500;
+  const int tune_steps = ctx.scale.quick ? 20 : kOfficialTuneSteps;
   Outcome out;
   Table table{
       fmt::format("In-context loss per example, mean over the first n examples that "
@@ -112,6 +115,12 @@ Outcome analyse_icl(const Context& ctx) {
       "Tasks: W ~ Haar, x ~ U[-r, r]^D with the run's data range, no noise; T = the run's "
       "sequence length (T/2 examples in the plain format, T/3 with EOS). Every sequence draws its "
       "own noise and inputs (the official generator's shared noise key is not reproduced).");
+  out.notes.push_back(fmt::format(
+      "Tuning as the official run_icl notebook: {} Adam steps, EOS at lr 1e-3 on 64 tasks per "
+      "step, the prefix at lr 9e-4 on 128. The official ICL model is trained on T = {} (batch "
+      "128, its own `icl` run) and tuned with a 20-token prefix; these models are the T = 50 "
+      "raw-token runs, with a {}-token prefix.",
+      kOfficialTuneSteps, kOfficialTuneSeqLen, kPrefixLen));
   return out;
 }
 
