@@ -104,25 +104,25 @@ struct Workspace {
   // inverse states (mesa_attention_forward's keep_inverses = false).
   bool forward_only = false;
   int layers = 0, embed_dim = 0, data_dim = 0;
-  int forward_batch = 0;      // sequences of the last forward (what a backward may follow)
-  size_t stream_block = 0;    // max_batch * T * E: one layer's residual-stream block
-  size_t proj_block = 0;      // max_batch * T * H*K: one q, k, v or mixer-output block
-  size_t norm_block = 0;      // one LayerNorm cache
-  size_t mlp_block = 0;       // one MLP cache
-  std::vector<S> x;           // (L+1) x (N, E): residual stream entering layer l; x[L] = output
-  std::vector<S> y;           // L x (N, E): pre-clip residual sums
-  std::vector<S> attn_in;     // L x (N, E): LN1(x) (with LayerNorm)
-  std::vector<S> mid;         // L x (N, E): m = x + attention (with MLP)
-  std::vector<S> mlp_in;      // L x (N, E): LN2(m) (with MLP and LayerNorm)
-  std::vector<S> norm_cache;  // L x 2 x (2N): mean and 1/std of LN1, LN2
-  std::vector<S> mlp_cache;   // L x (2 N F)
-  std::vector<S> positions;   // (T, E): sinusoidal codes
+  int forward_batch = 0;       // sequences of the last forward (what a backward may follow)
+  size_t stream_block = 0;     // max_batch * T * E: one layer's residual-stream block
+  size_t proj_block = 0;       // max_batch * T * H*K: one q, k, v or mixer-output block
+  size_t norm_block = 0;       // one LayerNorm cache
+  size_t mlp_block = 0;        // one MLP cache
+  std::vector<S> x;            // (L+1) x (N, E): residual stream entering layer l; x[L] = output
+  std::vector<S> y;            // L x (N, E): pre-clip residual sums
+  std::vector<S> attn_in;      // L x (N, E): LN1(x) (with LayerNorm)
+  std::vector<S> mid;          // L x (N, E): m = x + attention (with MLP)
+  std::vector<S> mlp_in;       // L x (N, E): LN2(m) (with MLP and LayerNorm)
+  std::vector<S> norm_cache;   // L x 2 x (2N): mean and 1/std of LN1, LN2
+  std::vector<S> mlp_cache;    // L x (2 N F)
+  std::vector<S> positions;    // (T, E): sinusoidal codes
   std::vector<S> position_qk;  // 2 x (T, H*K): P Wq_pos, P Wk_pos (positional_codes_qk)
-  std::vector<S> out;         // (N, D): prediction (with embedding)
-  std::vector<S> d_branch;    // (N, E): gradient at a LayerNorm output
-  std::vector<S> qkv;         // L x 3 x (N, H*K)
-  std::vector<S> mixed;       // L x (N, H*K): mixer outputs
-  std::vector<S> cache;       // per-layer mixer caches
+  std::vector<S> out;          // (N, D): prediction (with embedding)
+  std::vector<S> d_branch;     // (N, E): gradient at a LayerNorm output
+  std::vector<S> qkv;          // L x 3 x (N, H*K)
+  std::vector<S> mixed;        // L x (N, H*K): mixer outputs
+  std::vector<S> cache;        // per-layer mixer caches
   std::vector<size_t> cache_offset;
   std::vector<S> d_pred;  // (N, D): d loss / d prediction, for backward's callers
   std::vector<S> dx, dmixed, dqkv, scratch;
@@ -144,9 +144,8 @@ struct WorkspaceSizes {
   size_t positions = 0, position_qk = 0, out = 0, d_branch = 0, qkv = 0, mixed = 0, cache = 0;
   size_t d_pred = 0, dx = 0, dmixed = 0, dqkv = 0, scratch = 0, lambdas = 0;
   size_t total() const {
-    return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + position_qk +
-           out + d_branch + qkv + mixed + cache + d_pred + dx + dmixed + dqkv + scratch +
-           2 * lambdas;
+    return x + y + attn_in + mid + mlp_in + norm_cache + mlp_cache + positions + position_qk + out +
+           d_branch + qkv + mixed + cache + d_pred + dx + dmixed + dqkv + scratch + 2 * lambdas;
   }
 };
 
@@ -199,7 +198,18 @@ class Transformer {
   void backward(const S* params, const S* tokens, int batch, Workspace<S>& ws, const S* d_pred,
                 S* grads, S* grad_tokens = nullptr) const;
 
+  // The same backward started one step later, from d_stream = d loss / d x_L, the gradient
+  // at the final residual stream (B,T,E) instead of at the prediction: the gradient of any
+  // function of the last block's output, e.g. of one activation x_L[b][t][l] (analysis/
+  // sensitivity.hpp). embed.out gets no gradient; otherwise as backward.
+  template <class S>
+  void backward_from_stream(const S* params, const S* tokens, int batch, Workspace<S>& ws,
+                            const S* d_stream, S* grads, S* grad_tokens = nullptr) const;
+
  private:
+  template <class S>
+  void backward_blocks(const S* params, const S* tokens, int batch, Workspace<S>& ws, S* grads,
+                       S* grad_tokens) const;
   AttentionShape shape(int batch, int seq_len) const;
   template <class S>
   void add_position_qk(const S* params, const LayerOffsets& o, int batch, Workspace<S>& ws, S* q,
