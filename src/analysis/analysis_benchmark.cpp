@@ -7,7 +7,9 @@
 #include "analysis/interpolation.hpp"
 #include "analysis/probes.hpp"
 #include "analysis/revalg_d.hpp"
+#include "analysis/sensitivity.hpp"
 #include "train/evaluation.hpp"
+#include "train/presets.hpp"
 
 namespace mesalab {
 
@@ -72,6 +74,33 @@ std::vector<AnalysisTiming> time_analyses(int repeats) {
                                   per_step_loss(runner, p.data(), test_set);
                                 }),
                  "key size K + E = 80, test set 10 x 256"});
+  {
+    // What train.sensitivity_every adds per record on the raw-token preset, next to one
+    // training step of the same model (B = 256).
+    const RunConfig raw = preset_run_config("fullfledged_softmax_7layer", {});
+    const Transformer deep(raw.model);
+    std::vector<float> deep_params(deep.num_params());
+    deep.init_params(deep_params.data(), raw.train.seed);
+    const TokenBatch data = sensitivity_batch(raw, kSensitivityBatch);
+    FirstBlockSensitivity<float> sensitivity(deep, kSensitivityBatch, raw.data.seq_len);
+    out.push_back(
+        {"first-block sensitivity record (train.sensitivity_every), 7-layer softmax",
+         median_seconds(repeats,
+                        [&] { sensitivity.compute(deep_params.data(), data.tokens.data()); }),
+         "64 sequences, k = 1, 24, 49, E = 40 backwards of one block each"});
+    const TokenBatch step_batch =
+        make_token_batch(raw, raw.train.seed, RngPurpose::TrainData, 0, raw.train.batch_size);
+    BatchRunner<float> step_runner(deep, raw.train.batch_size, raw.data.seq_len);
+    std::vector<float> grads(deep.num_params());
+    out.push_back({"its training step for comparison (forward + backward)",
+                   median_seconds(repeats,
+                                  [&] {
+                                    step_runner.loss_and_grad(
+                                        deep_params.data(), step_batch.tokens.data(),
+                                        step_batch.labels.data(), grads.data());
+                                  }),
+                   "B=256 T=50 E=40, configs/fullfledged_softmax_7layer.json"});
+  }
   return out;
 }
 

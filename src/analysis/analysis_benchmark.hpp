@@ -16,7 +16,8 @@ struct AnalysisTiming {
 // Median over `repeats` runs of: the full probe grid (current, next, inverse, implicit; every
 // layer and time step) of a randomly initialised 6-layer LSA on 256 sequences of length 50;
 // the RevAlg-d extraction and its scoring on the 10 x 256 test set of a 2-layer H = 4, K = 40
-// LSA; and one interpolated-model evaluation on the same test set.
+// LSA; one interpolated-model evaluation on the same test set; and one record of
+// train.sensitivity_every on the 7-layer raw-token softmax preset next to its training step.
 std::vector<AnalysisTiming> time_analyses(int repeats = 3);
 
 }  // namespace mesalab

@@ -161,7 +161,8 @@ Command add_bench_command(CLI::App& root) {
                 "time one layer of each kind at T = 50..1600 (B = 64) and B = 64..1024 (T = 50)");
   app->add_flag(
       "--analyses", args->analyses,
-      "time the analyses instead (probe grid of a 6-layer model, RevAlg-d, interpolation)");
+      "time the analyses instead (probe grid of a 6-layer model, RevAlg-d, interpolation, a "
+      "sensitivity record)");
   return {app, [args] { return run_bench(*args); }};
 }
 

@@ -437,20 +437,23 @@ void Transformer::forward(const S* params, const S* tokens, int batch, Workspace
   ws.forward_seconds += seconds_since(started);
 }
 
+// A backward must follow a forward of the same chunk on a workspace with gradient buffers.
 template <class S>
-void Transformer::backward(const S* params, const S* tokens, int batch, Workspace<S>& ws,
-                           const S* d_pred, S* grads, S* grad_tokens) const {
-  const auto started = std::chrono::steady_clock::now();
+static void check_backward(const Workspace<S>& ws, int batch) {
   if (ws.forward_only) fail("a backward pass needs a workspace made without forward_only");
   if (batch < 1 || batch != ws.forward_batch)
     fail("backward of {} sequences, but the last forward on this workspace ran {}", batch,
          ws.forward_batch);
+}
+
+template <class S>
+void Transformer::backward(const S* params, const S* tokens, int batch, Workspace<S>& ws,
+                           const S* d_pred, S* grads, S* grad_tokens) const {
+  const auto started = std::chrono::steady_clock::now();
+  check_backward(ws, batch);
   const ModelConfig& c = config_;
-  const int T = ws.seq_len, E = c.embed_dim, HK = c.heads * c.key_size, D = c.data_dim;
-  const int F = c.mlp_hidden, in_dim = c.token_dim();
-  const size_t N = size_t(batch) * T, NE = N * E;
-  const S clip = S(c.clip_act);
-  const AttentionShape s = shape(batch, T);
+  const int T = ws.seq_len, E = c.embed_dim, D = c.data_dim;
+  const size_t N = size_t(batch) * T;
   S* dx = ws.dx.data();
   // pred = x_L Wout:  dWout += x_L^T dpred,  dx_L = dpred Wout^T;  else dx_L = [dpred, 0].
   auto dPred = mat(d_pred, N, D);
@@ -463,7 +466,34 @@ void Transformer::backward(const S* params, const S* tokens, int batch, Workspac
     dX.rightCols(E - D).setZero();
     dX.leftCols(D) = dPred;
   }
+  backward_blocks(params, tokens, batch, ws, grads, grad_tokens);
+  ws.backward_seconds += seconds_since(started);
+}
 
+template <class S>
+void Transformer::backward_from_stream(const S* params, const S* tokens, int batch,
+                                       Workspace<S>& ws, const S* d_stream, S* grads,
+                                       S* grad_tokens) const {
+  const auto started = std::chrono::steady_clock::now();
+  check_backward(ws, batch);
+  const size_t NE = size_t(batch) * ws.seq_len * config_.embed_dim;
+  std::copy(d_stream, d_stream + NE, ws.dx.data());
+  backward_blocks(params, tokens, batch, ws, grads, grad_tokens);
+  ws.backward_seconds += seconds_since(started);
+}
+
+// From dx_L in ws.dx down to the tokens, block by block (the lines each step differentiates
+// are quoted above it).
+template <class S>
+void Transformer::backward_blocks(const S* params, const S* tokens, int batch, Workspace<S>& ws,
+                                  S* grads, S* grad_tokens) const {
+  const ModelConfig& c = config_;
+  const int T = ws.seq_len, E = c.embed_dim, HK = c.heads * c.key_size;
+  const int F = c.mlp_hidden, in_dim = c.token_dim();
+  const size_t N = size_t(batch) * T, NE = N * E;
+  const S clip = S(c.clip_act);
+  const AttentionShape s = shape(batch, T);
+  S* dx = ws.dx.data();
   S* dmixed = ws.dmixed.data();
   S* dq = ws.dqkv.data();
   S* dk = dq + ws.proj_block;
@@ -534,7 +564,6 @@ void Transformer::backward(const S* params, const S* tokens, int batch, Workspac
   } else if (grad_tokens) {
     std::copy(dx, dx + NE, grad_tokens);
   }
-  ws.backward_seconds += seconds_since(started);
 }
 
 #define MESALAB_INSTANTIATE(S)                                                                     \
@@ -543,6 +572,8 @@ void Transformer::backward(const S* params, const S* tokens, int batch, Workspac
   template void Transformer::forward<S>(const S*, const S*, int, Workspace<S>&) const;             \
   template void Transformer::backward<S>(const S*, const S*, int, Workspace<S>&, const S*, S*, S*) \
       const;                                                                                       \
+  template void Transformer::backward_from_stream<S>(const S*, const S*, int, Workspace<S>&,       \
+                                                     const S*, S*, S*) const;                      \
   template double squared_error<S>(const Workspace<S>&, int, const S*, double*);                   \
   template void squared_error_gradient<S>(const Workspace<S>&, int, const S*, S, S*);              \
   template struct Workspace<S>;

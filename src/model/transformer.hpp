@@ -198,7 +198,18 @@ class Transformer {
   void backward(const S* params, const S* tokens, int batch, Workspace<S>& ws, const S* d_pred,
                 S* grads, S* grad_tokens = nullptr) const;
 
+  // The same backward started one step later, from d_stream = d loss / d x_L, the gradient
+  // at the final residual stream (B,T,E) instead of at the prediction: the gradient of any
+  // function of the last block's output, e.g. of one activation x_L[b][t][l] (analysis/
+  // sensitivity.hpp). embed.out gets no gradient; otherwise as backward.
+  template <class S>
+  void backward_from_stream(const S* params, const S* tokens, int batch, Workspace<S>& ws,
+                            const S* d_stream, S* grads, S* grad_tokens = nullptr) const;
+
  private:
+  template <class S>
+  void backward_blocks(const S* params, const S* tokens, int batch, Workspace<S>& ws, S* grads,
+                       S* grad_tokens) const;
   AttentionShape shape(int batch, int seq_len) const;
   template <class S>
   void add_position_qk(const S* params, const LayerOffsets& o, int batch, Workspace<S>& ws, S* q,

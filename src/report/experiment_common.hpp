@@ -42,6 +42,7 @@ Outcome analyse_depth_sweep(const Context& ctx);         // experiments_depth.cp
 Outcome analyse_interpolation(const Context& ctx);       // experiments_depth.cpp
 Outcome analyse_icl(const Context& ctx);                 // experiments_icl.cpp
 Outcome analyse_token_construction(const Context& ctx);  // experiments_tokens.cpp
+Outcome analyse_sensitivity(const Context& ctx);         // experiments_sensitivity.cpp
 Outcome analyse_partial_observations(const Context& ctx);  // experiments_partial.cpp
 
 }  // namespace mesalab::report

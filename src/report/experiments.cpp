@@ -472,6 +472,18 @@ const std::vector<Experiment>& experiment_registry() {
        "the last token (mean over seeds) >= 0.8 and at least 0.5 above that at the input",
        {"fullfledged_mesa_hybrid", "fullfledged_softmax_7layer"},
        analyse_token_construction},
+      {"sensitivity",
+       "Over training, the output of a raw-token transformer's first (softmax) layer at token k "
+       "becomes sensitive to the few inputs just before k: it learns to copy s_(k-1), "
+       "s_(k-2), ... into position k.",
+       "Paper, internal data construction in raw-token models, sensitivity analysis "
+       "(SPEC_EXPERIMENTS 7)",
+       "for each raw-token model, at the final checkpoint and the last token k = T - 1, the "
+       "sensitivity of the first block's output to u_(k-1) is >= 2 x its mean sensitivity to "
+       "u_j over j <= k - 5 (mean over seeds); an untrained first block, whose attention is "
+       "near uniform, gives about 1, and a copy of u_(k-1) gives far more than 2",
+       {"fullfledged_mesa_hybrid", "fullfledged_softmax_7layer"},
+       analyse_sensitivity},
       {"partial_observations",
        "Transformers trained on partially observed linear systems predict the next observation "
        "as well as least squares on delay-stacked observations, the regression a mesa "

@@ -118,6 +118,11 @@ const ConfigSchema& run_config_schema() {
       {"train.mesa_recompute_inverses", ConfigType::Bool, false,
        "mesa layers: recompute each head's inverse states in the backward instead of storing "
        "them (results identical; a quarter of a mesa layer's cache, 0-16% slower)"},
+      {"train.sensitivity_every", ConfigType::Int, 0,
+       "record the first block's sensitivity to earlier inputs (64 test sequences, targets 1, "
+       "(T-1)/2, T-1) every N steps into RUN/sensitivity.jsonl; 0 = off (results identical; "
+       "the official epoch is 100 steps)",
+       0, 1e12},
       {"train.runs_dir", ConfigType::String, "runs", "directory holding run directories"},
       {"debug.inject_nan_at_step", ConfigType::Int, -1,
        "testing hook: poison one gradient with NaN at this step (-1 = off)", -1, 1e12},
@@ -226,6 +231,7 @@ RunConfig make_run_config(const json& file, const std::vector<std::string>& over
   r.train.checkpoint_every = t["checkpoint_every"];
   r.train.threads = t["threads"];
   r.train.mesa_recompute_inverses = t["mesa_recompute_inverses"];
+  r.train.sensitivity_every = t["sensitivity_every"];
   r.train.runs_dir = t["runs_dir"];
   r.train.inject_nan_at_step = c["debug"]["inject_nan_at_step"];
   r.resolved = c;

@@ -24,6 +24,10 @@ struct TrainSettings {
   int64_t checkpoint_every = 1000;
   int threads = 0;                       // 0: all cores (results do not depend on it)
   bool mesa_recompute_inverses = false;  // memory for time; results do not depend on it
+  // Record the first block's sensitivity table (analysis/sensitivity.hpp) every this many
+  // steps into RUN/sensitivity.jsonl; 0 = off. Reads the parameters only: no training bit
+  // changes.
+  int64_t sensitivity_every = 0;
   std::string runs_dir = "runs";
   int64_t inject_nan_at_step = -1;  // testing hook: poison the gradient at this step
 };

@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
+#include "analysis/sensitivity.hpp"
 #include "core/error.hpp"
 #include "io/atomic_file.hpp"
 #include "model/batch_runner.hpp"
@@ -35,6 +37,25 @@ fs::path checkpoint_to_read(const fs::path& run_dir, const std::string& chosen) 
   return ckpt;
 }
 
+std::vector<std::pair<int64_t, fs::path>> step_checkpoints(const fs::path& run_dir) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  const fs::path dir = run_dir / "ckpt";
+  if (!fs::is_directory(dir)) return found;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const std::string prefix = "step_", suffix = ".safetensors";
+    if (!entry.is_regular_file() || !name.starts_with(prefix) || !name.ends_with(suffix)) continue;
+    const std::string digits =
+        name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    if (digits.empty() || digits.size() > 18 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      continue;
+    found.emplace_back(std::stoll(digits), entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 RunConfig load_run_config(const fs::path& run_dir, const std::vector<std::string>& overrides) {
   const fs::path path = run_config_path(run_dir);
   if (!fs::exists(path)) fail("'{}' is not a run directory (no config.json)", run_dir.string());
@@ -43,7 +64,8 @@ RunConfig load_run_config(const fs::path& run_dir, const std::vector<std::string
   return make_run_config(file, overrides);
 }
 
-// Keeps the metric lines of steps before `step` (they are what the checkpoint has seen).
+// Keeps the lines of steps before `step` of a metrics.jsonl or sensitivity.jsonl (they are
+// what the checkpoint has seen).
 static void truncate_metrics(const fs::path& path, int64_t step) {
   if (!fs::exists(path)) return;
   std::istringstream in(read_file(path));
@@ -60,9 +82,10 @@ static void truncate_metrics(const fs::path& path, int64_t step) {
 // the outputs of the commands that read a run. --force removes them with the run they
 // described; anything else in the directory is the user's and stays.
 const std::vector<std::string> kDerivedOutputs = {
-    "eval.csv",    "eval.json",          "probes.csv",         "probes.json",
-    "revalg.json", "interpolation.json", "config_changes.log", "figures",
-    "icl.json",    "prompt.safetensors", "prompt_tune.json",   "tokens.json"};
+    "eval.csv",        "eval.json",          "probes.csv",         "probes.json",
+    "revalg.json",     "interpolation.json", "config_changes.log", "figures",
+    "icl.json",        "prompt.safetensors", "prompt_tune.json",   "tokens.json",
+    "sensitivity.json"};
 
 // A temporary file of write_file_atomic: "<name>.tmp.<pid>" for one of mesalab's own files.
 static bool is_own_temp_file(const std::string& filename) {
@@ -97,7 +120,8 @@ static std::string first_bad_tensor(const Transformer& model, const float* grads
 std::vector<std::string> run_config_differences(const json& stored, const json& requested) {
   // Keys that do not change a single bit of the run (or only extend it).
   static const std::vector<std::string> may_change = {
-      "train.steps", "train.threads", "train.runs_dir", "train.mesa_recompute_inverses"};
+      "train.steps", "train.threads", "train.runs_dir", "train.mesa_recompute_inverses",
+      "train.sensitivity_every"};
   const json a = flatten_config(stored), b = flatten_config(requested);
   std::vector<std::string> differences;
   auto differs = [&](const std::string& key) {
@@ -160,6 +184,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
   model_config.mesa_recompute_inverses = cfg.train.mesa_recompute_inverses;
   const Transformer model(model_config);
   const fs::path ckpt_dir = run_dir / "ckpt", metrics_path = run_dir / "metrics.jsonl";
+  const fs::path sensitivity_path = run_dir / "sensitivity.jsonl";
 
   TrainState state;
   if (options.resume) {
@@ -193,6 +218,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
       state.data_generator = kDataGeneratorVersion;
     }
     truncate_metrics(metrics_path, state.step);
+    truncate_metrics(sensitivity_path, state.step);
   } else {
     if (fs::exists(run_dir) && !options.force)
       fail(
@@ -203,6 +229,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
       remove_stale_temp_files(run_dir);
       fs::remove_all(ckpt_dir);
       fs::remove(metrics_path);
+      fs::remove(sensitivity_path);
       for (const std::string& name : kDerivedOutputs) fs::remove_all(run_dir / name);
     }
     fs::create_directories(ckpt_dir);
@@ -251,11 +278,37 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     return curve;
   };
 
+  // train.sensitivity_every: the first block's sensitivity table on fixed test sequences,
+  // measured like the test loss before the step's update, one line per record. It reads the
+  // parameters and nothing else of the run's state, so training is unchanged bit for bit.
+  const int64_t sensitivity_every = cfg.train.sensitivity_every;
+  std::unique_ptr<FirstBlockSensitivity<float>> sensitivity;
+  TokenBatch sensitivity_data;
+  std::ofstream sensitivity_out;
+  if (sensitivity_every > 0) {
+    sensitivity_data = sensitivity_batch(cfg, kSensitivityBatch);
+    sensitivity =
+        std::make_unique<FirstBlockSensitivity<float>>(model, kSensitivityBatch, data.seq_len);
+    sensitivity_out.open(sensitivity_path, std::ios::app);
+    if (!sensitivity_out) fail("cannot write {}", sensitivity_path.string());
+  }
+  auto record_sensitivity = [&](int64_t step) {
+    const auto started = std::chrono::steady_clock::now();
+    const SensitivityTable table =
+        sensitivity->compute(state.params.data(), sensitivity_data.tokens.data());
+    json line = sensitivity_record_json({step, table});
+    line["elapsed_ms"] =
+        1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    sensitivity_out << line.dump() << "\n" << std::flush;
+  };
+
   const TokenSource source = token_source(cfg);
   TokenBatch batch;
   for (int64_t step = state.step; step < cfg.train.steps; ++step) {
     if (step % cfg.train.eval_every == 0)
       times.time(Phase::Evaluation, [&] { return evaluate_and_log(step); });
+    if (sensitivity_every > 0 && step % sensitivity_every == 0)
+      times.time(Phase::Evaluation, [&] { record_sensitivity(step); });
     times.time(Phase::Data, [&] {
       fill_token_batch(source, cfg.train.seed, RngPurpose::TrainData, uint64_t(step),
                        cfg.train.batch_size, batch, /*keep_states=*/false);
@@ -311,6 +364,7 @@ TrainResult train(const RunConfig& cfg, const fs::path& run_dir, const TrainOpti
     return result;
   }
   result.test_curve = times.time(Phase::Evaluation, [&] { return evaluate_and_log(state.step); });
+  if (sensitivity_every > 0) times.time(Phase::Evaluation, [&] { record_sensitivity(state.step); });
   result.test_loss = last_test_loss;
   progress.finish();
   // The final evaluation above has already set the model's forward/backward split.

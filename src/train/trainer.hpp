@@ -1,6 +1,8 @@
 #pragma once
 // The training loop. A run directory holds config.json (resolved), metrics.jsonl (one
-// line per evaluation) and ckpt/{step_<N>,latest}.safetensors. Batches depend only on
+// line per evaluation), ckpt/{step_<N>,latest}.safetensors and, with
+// train.sensitivity_every, sensitivity.jsonl (one line per record, truncated on resume as
+// metrics.jsonl is). Batches depend only on
 // (seed, step), and the optimizer state and loss accumulator are checkpointed, so a resumed
 // run reproduces the uninterrupted one bit for bit.
 // Protocol (as the paper's code): the test loss logged at step s is measured before the
@@ -8,6 +10,7 @@
 // previous evaluation.
 #include <filesystem>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "train/checkpoint.hpp"
@@ -54,13 +57,19 @@ TrainResult train(const RunConfig& cfg, const std::filesystem::path& run_dir,
 std::filesystem::path latest_checkpoint_path(const std::filesystem::path& run_dir);
 std::filesystem::path run_config_path(const std::filesystem::path& run_dir);
 
+// The step checkpoints a run keeps (ckpt/step_<N>.safetensors: every train.checkpoint_every
+// steps and the last step), sorted by N; other files in ckpt/ are ignored.
+std::vector<std::pair<int64_t, std::filesystem::path>> step_checkpoints(
+    const std::filesystem::path& run_dir);
+
 // The checkpoint a command on a finished run reads: `chosen` if not empty, else the run's
 // latest; fails (bad input) naming the path if it does not exist.
 std::filesystem::path checkpoint_to_read(const std::filesystem::path& run_dir,
                                          const std::string& chosen);
 
 // The keys whose values differ between two resolved configs, ignoring those a resume may
-// change (train.steps, train.threads, train.runs_dir, train.mesa_recompute_inverses), as
+// change (train.steps, train.threads, train.runs_dir, train.mesa_recompute_inverses,
+// train.sensitivity_every), as
 // "key: a -> b" lines.
 std::vector<std::string> run_config_differences(const nlohmann::json& stored,
                                                 const nlohmann::json& requested);
