@@ -1,7 +1,8 @@
 // Sensitivity over training in `mesalab reproduce` (SPEC_EXPERIMENTS 7): as a raw-token model
 // trains, the output of its first (softmax) block at token k becomes sensitive to the few
-// inputs just before k, the copy that builds the mesa optimizer's data set. Computed from the
-// runs' stored step checkpoints (and their initialisation), so the presets train unchanged.
+// inputs just before k, the copy that builds the mesa optimizer's data set. Read from the
+// records the runs made during training (train.sensitivity_every), or computed from their
+// stored step checkpoints (and their initialisation).
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -10,14 +11,39 @@
 
 #include "analysis/sensitivity_run.hpp"
 #include "core/error.hpp"
+#include "io/atomic_file.hpp"
 #include "report/experiment_common.hpp"
 #include "report/sensitivity_figures.hpp"
+#include "train/trainer.hpp"
 
 namespace mesalab::report {
 
 namespace {
 
 constexpr int kShownLags = 5;  // the official analysis_range
+
+// The run's records from RUN/sensitivity.jsonl if they reach its last step, kept at step 0,
+// the checkpoint steps and the last step (the curve the checkpoints give, which a reproduction
+// that spans sessions keeps only as records); else computed from the step checkpoints.
+std::vector<SensitivityRecord> run_records(const std::filesystem::path& run_dir, int batch) {
+  const std::filesystem::path jsonl = run_dir / "sensitivity.jsonl";
+  if (std::filesystem::exists(jsonl)) {
+    const RunConfig cfg = load_run_config(run_dir, {});
+    const std::vector<SensitivityRecord> all =
+        parse_sensitivity_jsonl(read_file(jsonl), jsonl.string());
+    if (!all.empty() && all.back().step == cfg.train.steps && all.back().table.batch == batch) {
+      std::vector<SensitivityRecord> kept;
+      for (const SensitivityRecord& r : all)
+        if (r.step % cfg.train.checkpoint_every == 0 || r.step == cfg.train.steps)
+          kept.push_back(r);
+      return kept;
+    }
+  }
+  std::vector<SensitivityRecord> records;
+  for (const RunSensitivity& r : run_sensitivity(run_dir, /*every_checkpoint=*/true, batch))
+    records.push_back(r.record);
+  return records;
+}
 
 // The element-wise mean of the seeds' records, which must have the same steps and targets.
 std::vector<SensitivityRecord> mean_over_seeds(
@@ -66,11 +92,7 @@ Outcome analyse_sensitivity(const Context& ctx) {
   for (const std::string& preset : ctx.experiment->presets) {
     std::vector<std::vector<SensitivityRecord>> per_seed;
     for (uint64_t seed : ctx.seeds_of(preset)) {
-      std::vector<SensitivityRecord> records;
-      for (const RunSensitivity& r : run_sensitivity(ctx.run_dir({preset, seed}),
-                                                     /*every_checkpoint=*/true, kSensitivityBatch))
-        records.push_back(r.record);
-      per_seed.push_back(std::move(records));
+      per_seed.push_back(run_records(ctx.run_dir({preset, seed}), kSensitivityBatch));
     }
     const std::vector<SensitivityRecord> mean = mean_over_seeds(per_seed);
     const size_t last = mean.front().table.targets.size() - 1;  // k = T - 1
