@@ -42,5 +42,6 @@ Outcome analyse_depth_sweep(const Context& ctx);         // experiments_depth.cp
 Outcome analyse_interpolation(const Context& ctx);       // experiments_depth.cpp
 Outcome analyse_icl(const Context& ctx);                 // experiments_icl.cpp
 Outcome analyse_token_construction(const Context& ctx);  // experiments_tokens.cpp
+Outcome analyse_linearization(const Context& ctx);       // experiments_linearization.cpp
 
 }  // namespace mesalab::report
