@@ -98,13 +98,13 @@ StudentRunner<S>::StudentRunner(const LinearStudent& student, int batch, int seq
   const int chunk = std::min(batch, kChunkSequences);
   const size_t rows = size_t(chunk) * seq_len, E = size_t(c.embed_dim);
   const size_t HK = size_t(c.heads) * c.key_size, TT = size_t(seq_len) * seq_len;
-  Chunk w;
+  Buffers w;
   for (auto* buf : {&w.q, &w.k, &w.v, &w.mixed, &w.dq, &w.dk, &w.dv, &w.dmixed})
     buf->resize(rows * HK);
   w.y.resize(rows * E);
   w.cache.resize(linear_attention_cache_size({chunk, seq_len, c.heads, c.key_size}));
   w.scratch.resize(TT);
-  chunks_.assign(size_t(std::max(1, omp_get_max_threads())), w);
+  buffers_.assign(size_t(std::max(1, omp_get_max_threads())), w);
   if (c.positions) {
     std::vector<double> pe(size_t(seq_len) * E);
     sinusoidal_positions(seq_len, c.embed_dim, pe.data());
@@ -116,7 +116,7 @@ StudentRunner<S>::StudentRunner(const LinearStudent& student, int batch, int seq
   loss_partials_.resize(size_t(num_chunks));
 }
 
-// One chunk of `count` sequences from `first`, with a = inputs, and r = y - target:
+// One chunk of `count` sequences, with a = inputs, and r = y - target:
 //   q = a Wq (+ P Wq_pos),  k = a Wk (+ P Wk_pos),  v = a Wv,  y = LSA(q, k, v) Wo
 //   loss part = sum r^2 (the caller divides by 2 B T), so d loss / d y = r / (B T).
 // Backward, each line differentiating the forward line named:
@@ -124,16 +124,21 @@ StudentRunner<S>::StudentRunner(const LinearStudent& student, int batch, int seq
 //   mixed = LSA(q,k,v): dq, dk, dv from linear_attention_backward
 //   q = a Wq + P Wq_pos: dWq = a^T dq,  dWq_pos = P^T sum_b dq_b  (k, v alike)
 template <class S>
-double StudentRunner<S>::chunk_loss_and_grad(int c, int first, int count, Chunk& w, const S* params,
-                                             const S* inputs, const S* targets, bool with_grad) {
+double StudentRunner<S>::chunk(const S* params, const S* inputs, const S* targets, int count,
+                               S* partial) {
+  const int thread = omp_get_thread_num();
+  if (size_t(thread) >= buffers_.size() || count < 1 || count > kChunkSequences)
+    fail_runtime("StudentRunner: chunk of {} sequences on thread {} (buffers for {} threads)",
+                 count, thread, buffers_.size());
+  Buffers& w = buffers_[size_t(thread)];
   const StudentConfig& cfg = student_.config();
   const StudentOffsets& o = student_.offsets();
   const int T = seq_len_, E = cfg.embed_dim, HK = cfg.heads * cfg.key_size;
   const size_t N = size_t(count) * T, TH = size_t(T) * HK;
   const AttentionShape s{count, T, cfg.heads, cfg.key_size};
   // a, target: (N, E) rows of this chunk.
-  const auto A = mat(inputs + size_t(first) * T * E, N, E);
-  const auto target = mat(targets + size_t(first) * T * E, N, E);
+  const auto A = mat(inputs, N, E);
+  const auto target = mat(targets, N, E);
   S* proj[3] = {w.q.data(), w.k.data(), w.v.data()};
   const size_t w_off[3] = {o.q, o.k, o.v};
   for (int j = 0; j < 3; ++j) mat(proj[j], N, HK).noalias() = A * mat(params + w_off[j], E, HK);
@@ -148,10 +153,9 @@ double StudentRunner<S>::chunk_loss_and_grad(int c, int first, int count, Chunk&
   R -= target;
   double sq = 0.0;
   for (size_t i = 0; i < N * size_t(E); ++i) sq += double(w.y[i]) * double(w.y[i]);
-  if (!with_grad) return sq;
+  if (partial == nullptr) return sq;
 
-  const size_t P = student_.num_params();
-  S* g = grad_partials_.data() + size_t(c) * P;
+  S* g = partial;
   R *= S(1) / (S(batch_) * S(T));  // R now holds dy
   mat(g + o.o, HK, E).noalias() = mat(static_cast<const S*>(w.mixed.data()), N, HK).transpose() * R;
   mat(w.dmixed.data(), N, HK).noalias() = R * mat(params + o.o, HK, E).transpose();
@@ -173,30 +177,33 @@ double StudentRunner<S>::chunk_loss_and_grad(int c, int first, int count, Chunk&
   return sq;
 }
 
+// P Wq_pos and P Wk_pos are the same for every sequence: computed once per batch.
+template <class S>
+void StudentRunner<S>::prepare(const S* params) {
+  const StudentConfig& cfg = student_.config();
+  if (!cfg.positions) return;
+  const int T = seq_len_, E = cfg.embed_dim, HK = cfg.heads * cfg.key_size;
+  const auto Pm = mat(static_cast<const S*>(positions_.data()), T, E);
+  const StudentOffsets& o = student_.offsets();
+  mat(position_qk_.data(), T, HK).noalias() = Pm * mat(params + o.q_pos, E, HK);
+  mat(position_qk_.data() + size_t(T) * HK, T, HK).noalias() = Pm * mat(params + o.k_pos, E, HK);
+}
+
 template <class S>
 double StudentRunner<S>::loss_and_grad(const S* params, const S* inputs, const S* targets,
                                        S* grads) {
-  const StudentConfig& cfg = student_.config();
-  const int T = seq_len_, E = cfg.embed_dim, HK = cfg.heads * cfg.key_size;
-  if (cfg.positions) {
-    // P Wq_pos and P Wk_pos are the same for every sequence: computed once per call.
-    const auto Pm = mat(static_cast<const S*>(positions_.data()), T, E);
-    const StudentOffsets& o = student_.offsets();
-    mat(position_qk_.data(), T, HK).noalias() = Pm * mat(params + o.q_pos, E, HK);
-    mat(position_qk_.data() + size_t(T) * HK, T, HK).noalias() = Pm * mat(params + o.k_pos, E, HK);
-  }
-  if (size_t(omp_get_max_threads()) > chunks_.size())
-    fail_runtime("StudentRunner: {} threads, but buffers for {} were made at construction",
-                 omp_get_max_threads(), chunks_.size());
+  const int T = seq_len_, E = student_.config().embed_dim;
+  const size_t P = student_.num_params();
+  prepare(params);
   const int num_chunks = int(loss_partials_.size());
   parallel_for(num_chunks, [&](int c) {
     const int first = c * kChunkSequences, count = std::min(kChunkSequences, batch_ - first);
+    const size_t offset = size_t(first) * T * E;
     loss_partials_[size_t(c)] =
-        chunk_loss_and_grad(c, first, count, chunks_[size_t(omp_get_thread_num())], params, inputs,
-                            targets, grads != nullptr);
+        chunk(params, inputs + offset, targets + offset, count,
+              grads != nullptr ? grad_partials_.data() + size_t(c) * P : nullptr);
   });
   if (grads != nullptr) {
-    const size_t P = student_.num_params();
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < P; ++i) {
       double sum = double(grad_partials_[i]);

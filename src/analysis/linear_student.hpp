@@ -76,18 +76,26 @@ class StudentRunner {
   // overwrites grads = d loss / d params when grads is not null.
   double loss_and_grad(const S* params, const S* inputs, const S* targets, S* grads);
 
+  // The same in parts, for a caller that runs its own parallel loop over the chunks
+  // (linearize fuses the frozen model's forward and several students into one loop):
+  // prepare(params) once per batch, then chunk() for each chunk of at most kChunkSequences
+  // sequences, on the calling thread's buffers. inputs, targets: the chunk's (count,T,E)
+  // rows. Returns the chunk's sum (y - target)^2 and, if partial is not null, overwrites it
+  // with the chunk's part of d loss / d params; loss and gradient are the sums over the
+  // chunks (in chunk order, for determinism), the loss divided by 2 B T with B = batch().
+  void prepare(const S* params);
+  double chunk(const S* params, const S* inputs, const S* targets, int count, S* partial);
+
  private:
-  struct Chunk {  // one thread's buffers for kChunkSequences sequences
+  struct Buffers {  // one thread's, for kChunkSequences sequences
     std::vector<S> q, k, v, mixed, y, cache, dq, dk, dv, dmixed, scratch;
   };
-  double chunk_loss_and_grad(int c, int first, int count, Chunk& w, const S* params,
-                             const S* inputs, const S* targets, bool with_grad);
 
   const LinearStudent& student_;
   int batch_, seq_len_;
   std::vector<S> positions_;      // (T, E): P
   std::vector<S> position_qk_;    // 2 x (T, H*K): P Wq_pos, P Wk_pos of the current params
-  std::vector<Chunk> chunks_;     // one per thread
+  std::vector<Buffers> buffers_;  // one per thread
   std::vector<S> grad_partials_;  // chunks x num_params
   std::vector<double> loss_partials_;
 };

@@ -2,14 +2,19 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "core/eigen_maps.hpp"
 #include "core/error.hpp"
+#include "core/parallel.hpp"
 #include "core/stats.hpp"
+#include "data/token_batch.hpp"
+#include "model/batch_runner.hpp"
 #include "train/evaluation.hpp"
 #include "train/optimizer.hpp"
 
@@ -52,31 +57,6 @@ std::vector<int> layers_to_linearize(const ModelConfig& model, const std::vector
   return layers;
 }
 
-// Per chunk of the frozen forward, per fitted layer l (rows of the chunk's sequences):
-//   input = a_l (attn_in),  target = mixed_l Wo_l   (N, E), Wo: (H*K, E)
-void teacher_data(BatchRunner<float>& frozen, const Transformer& model, const float* params,
-                  const float* tokens, TeacherData& out) {
-  const ModelConfig& c = model.config();
-  const int T = frozen.seq_len(), E = c.embed_dim, HK = c.heads * c.key_size;
-  const size_t block = size_t(frozen.batch()) * T * E;
-  out.inputs.resize(out.layers.size());
-  out.targets.resize(out.layers.size());
-  for (size_t i = 0; i < out.layers.size(); ++i) {
-    out.inputs[i].resize(block);
-    out.targets[i].resize(block);
-  }
-  frozen.forward_chunks(params, tokens, [&](int first, int count, const Workspace<float>& ws) {
-    const size_t N = size_t(count) * T, offset = size_t(first) * T * E;
-    for (size_t i = 0; i < out.layers.size(); ++i) {
-      const int l = out.layers[i];
-      const LayerView<const float> a = ws.layer(l);
-      std::copy_n(a.attn_in, N * E, out.inputs[i].data() + offset);
-      mat(out.targets[i].data() + offset, N, E).noalias() =
-          mat(a.mixed, N, HK) * mat(params + model.layer(l).o, HK, E);
-    }
-  });
-}
-
 SplicedModel splice_student(const Transformer& model, const std::vector<float>& params, int layer,
                             const LinearStudent& student, const float* student_params) {
   if (params.size() != model.num_params())
@@ -112,25 +92,117 @@ double run_test_loss(const Transformer& model, const std::vector<float>& params,
 
 namespace {
 
-// One layer's fit: its student, parameters, Adam moments and runner.
-struct StudentFit {
-  LinearStudent student;
-  std::vector<float> params, grads, m, v;
-  StudentRunner<float> runner;
-  double block_loss = 0.0;  // training loss summed since the last record
-  LayerLinearization result;
-
-  StudentFit(const ModelConfig& model, int layer, const LinearizeOptions& o, int seq_len)
-      : student(student_config_of(model, layer)),
-        params(student.num_params()),
-        grads(student.num_params()),
-        m(student.num_params(), 0.0f),
-        v(student.num_params(), 0.0f),
-        runner(student, o.batch, seq_len) {
-    student.init_params(params.data(), model.init_std, o.seed, uint64_t(layer));
-    result.layer = layer;
-    result.kind = model.mixers[size_t(layer)];
+// The students of every fitted layer. Their parameters share one buffer (student i's from
+// offset[i]), so one reduction and one AdamW loop serve them all: clipping, moments and
+// decay are element-wise, so this is the same as one update per student.
+class Fitter {
+ public:
+  Fitter(const Transformer& model, const float* params, std::vector<int> layers,
+         const LinearizeOptions& o, int seq_len)
+      : model_(model), params_(params), layers_(std::move(layers)), batch_(o.batch), T_(seq_len) {
+    const ModelConfig& mc = model.config();
+    for (int l : layers_) {
+      students_.push_back(std::make_unique<LinearStudent>(student_config_of(mc, l)));
+      runners_.push_back(std::make_unique<StudentRunner<float>>(*students_.back(), batch_, T_));
+      offset_.push_back(total_);
+      total_ += students_.back()->num_params();
+    }
+    theta_.resize(total_);
+    for (size_t i = 0; i < layers_.size(); ++i)
+      students_[i]->init_params(theta_.data() + offset_[i], mc.init_std, o.seed,
+                                uint64_t(layers_[i]));
+    grads_.resize(total_);
+    m_.assign(total_, 0.0f);
+    v_.assign(total_, 0.0f);
+    const int chunk = std::min(batch_, kChunkSequences);
+    const size_t threads = size_t(std::max(1, omp_get_max_threads()));
+    for (size_t t = 0; t < threads; ++t) {
+      ws_.push_back(model.make_workspace<float>(chunk, T_, /*forward_only=*/true));
+      target_.emplace_back(size_t(chunk) * T_ * mc.embed_dim);
+    }
+    chunks_ = (batch_ + kChunkSequences - 1) / kChunkSequences;
+    partials_.resize(size_t(chunks_) * total_);
+    loss_partials_.resize(layers_.size() * size_t(chunks_));
+    zero_partials_.resize(loss_partials_.size());
+    loss_.resize(layers_.size());
+    zero_loss_.resize(layers_.size());
   }
+
+  // One batch of tokens through the frozen model and every student. Per chunk, for each
+  // fitted layer l (rows of the chunk's sequences):
+  //   input = a_l (attn_in),  target = mixed_l Wo_l   (N, E), Wo: (H*K, E)
+  // Fills loss(i) (the students') and zero_loss(i) (sum target^2 / (2 B T)), and with
+  // with_grad the students' gradients.
+  void run(const float* tokens, bool with_grad) {
+    const ModelConfig& mc = model_.config();
+    const int E = mc.embed_dim, HK = mc.heads * mc.key_size, in = mc.token_dim();
+    for (size_t i = 0; i < layers_.size(); ++i) runners_[i]->prepare(theta_.data() + offset_[i]);
+    if (size_t(omp_get_max_threads()) > ws_.size())
+      fail_runtime("linearize: {} threads, but workspaces for {} were made", omp_get_max_threads(),
+                   ws_.size());
+    parallel_for(chunks_, [&](int c) {
+      const size_t thread = size_t(omp_get_thread_num());
+      Workspace<float>& ws = ws_[thread];
+      const int first = c * kChunkSequences, count = std::min(kChunkSequences, batch_ - first);
+      const size_t N = size_t(count) * T_;
+      model_.forward(params_, tokens + size_t(first) * T_ * in, count, ws);
+      float* target = target_[thread].data();
+      for (size_t i = 0; i < layers_.size(); ++i) {
+        const int l = layers_[i];
+        const LayerView<const float> a = std::as_const(ws).layer(l);
+        mat(target, N, E).noalias() = mat(a.mixed, N, HK) * mat(params_ + model_.layer(l).o, HK, E);
+        const size_t at = i * size_t(chunks_) + size_t(c);
+        loss_partials_[at] = runners_[i]->chunk(
+            theta_.data() + offset_[i], a.attn_in, target, count,
+            with_grad ? partials_.data() + size_t(c) * total_ + offset_[i] : nullptr);
+        double sq = 0.0;
+        for (size_t e = 0; e < N * size_t(E); ++e) sq += double(target[e]) * double(target[e]);
+        zero_partials_[at] = sq;
+      }
+    });
+    const double norm = 2.0 * batch_ * T_;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      loss_[i] = zero_loss_[i] = 0.0;
+      for (int c = 0; c < chunks_; ++c) {
+        loss_[i] += loss_partials_[i * size_t(chunks_) + size_t(c)] / norm;
+        zero_loss_[i] += zero_partials_[i * size_t(chunks_) + size_t(c)] / norm;
+      }
+    }
+    if (!with_grad) return;
+#pragma omp parallel for schedule(static)
+    for (size_t j = 0; j < total_; ++j) {
+      double sum = double(partials_[j]);
+      for (int c = 1; c < chunks_; ++c) sum += double(partials_[size_t(c) * total_ + j]);
+      grads_[j] = float(sum);
+    }
+  }
+
+  void update(const OptimConfig& adam, int64_t step) {
+    adamw_step<float>(adam, step, theta_.data(), grads_.data(), m_.data(), v_.data(), total_);
+  }
+
+  size_t size() const { return layers_.size(); }
+  int layer(size_t i) const { return layers_[i]; }
+  double loss(size_t i) const { return loss_[i]; }
+  double zero_loss(size_t i) const { return zero_loss_[i]; }
+  const LinearStudent& student(size_t i) const { return *students_[i]; }
+  const float* student_params(size_t i) const { return theta_.data() + offset_[i]; }
+
+ private:
+  const Transformer& model_;
+  const float* params_;
+  std::vector<int> layers_;
+  int batch_, T_, chunks_ = 0;
+  std::vector<std::unique_ptr<LinearStudent>> students_;  // runners keep references
+  std::vector<std::unique_ptr<StudentRunner<float>>> runners_;
+  std::vector<size_t> offset_;
+  size_t total_ = 0;
+  std::vector<float> theta_, grads_, m_, v_;
+  std::vector<Workspace<float>> ws_;                   // per thread: the frozen model's chunk
+  std::vector<std::vector<float>> target_;             // per thread: one layer's (N, E) target
+  std::vector<float> partials_;                        // chunks x total: gradient partials
+  std::vector<double> loss_partials_, zero_partials_;  // students x chunks
+  std::vector<double> loss_, zero_loss_;
 };
 
 }  // namespace
@@ -142,56 +214,46 @@ LinearizationResult linearize(const Transformer& model, const std::vector<float>
     fail("linearize: {} parameters for a model of {}", params.size(), model.num_params());
   const ModelConfig& mc = model.config();
   const int T = cfg.data.seq_len;
-  TeacherData teacher;
-  teacher.layers = layers_to_linearize(mc, options.layers);
-  std::vector<std::unique_ptr<StudentFit>> fits;
-  for (int l : teacher.layers) fits.push_back(std::make_unique<StudentFit>(mc, l, options, T));
-
+  Fitter fitter(model, params.data(), layers_to_linearize(mc, options.layers), options, T);
   OptimConfig adam;
   adam.peak_lr = options.lr;
   adam.use_schedule = false;
   adam.weight_decay = options.weight_decay;
   adam.grad_clip = options.grad_clip;
-  BatchRunner<float> frozen(model, options.batch, T, /*forward_only=*/true);
   const TokenSource source = token_source(cfg);
   TokenBatch batch;
+  std::vector<LayerLinearization> layers(fitter.size());
+  std::vector<double> block_loss(fitter.size(), 0.0);  // training loss since the last record
+  for (size_t i = 0; i < fitter.size(); ++i) {
+    layers[i].layer = fitter.layer(i);
+    layers[i].kind = mc.mixers[size_t(fitter.layer(i))];
+  }
   for (int64_t step = 0; step < options.steps; ++step) {
     fill_token_batch(source, options.seed, RngPurpose::Linearization, uint64_t(step), options.batch,
                      batch, /*keep_states=*/false);
-    teacher_data(frozen, model, params.data(), batch.tokens.data(), teacher);
+    fitter.run(batch.tokens.data(), /*with_grad=*/true);
+    fitter.update(adam, step);
+    const int64_t done = step + 1;
+    const bool record = done % options.record_every == 0 || done == options.steps;
     double mean_loss = 0.0;
-    for (size_t i = 0; i < fits.size(); ++i) {
-      StudentFit& f = *fits[i];
-      const double loss = f.runner.loss_and_grad(f.params.data(), teacher.inputs[i].data(),
-                                                 teacher.targets[i].data(), f.grads.data());
-      adamw_step<float>(adam, step, f.params.data(), f.grads.data(), f.m.data(), f.v.data(),
-                        f.params.size());
-      f.block_loss += loss;
-      mean_loss += loss / double(fits.size());
-      const int64_t done = step + 1;
-      if (done % options.record_every == 0 || done == options.steps) {
-        const int64_t in_block = (done - 1) % options.record_every + 1;
-        f.result.fit_curve.push_back(f.block_loss / double(in_block));
-        f.block_loss = 0.0;
-      }
+    for (size_t i = 0; i < fitter.size(); ++i) {
+      block_loss[i] += fitter.loss(i);
+      mean_loss += fitter.loss(i) / double(fitter.size());
+      if (!record) continue;
+      layers[i].fit_curve.push_back(block_loss[i] / double((done - 1) % options.record_every + 1));
+      block_loss[i] = 0.0;
     }
-    if (options.on_step) options.on_step(step + 1, mean_loss);
+    if (options.on_step) options.on_step(done, mean_loss);
   }
 
   // Held-out fit: the fitted and the zero student on batches no step has seen.
   for (int j = 0; j < options.fit_test_batches; ++j) {
     fill_token_batch(source, options.seed, RngPurpose::Linearization, kHeldOutStep + uint64_t(j),
                      options.batch, batch, /*keep_states=*/false);
-    teacher_data(frozen, model, params.data(), batch.tokens.data(), teacher);
-    for (size_t i = 0; i < fits.size(); ++i) {
-      StudentFit& f = *fits[i];
-      const double n = double(options.fit_test_batches);
-      f.result.fit_loss += f.runner.loss_and_grad(f.params.data(), teacher.inputs[i].data(),
-                                                  teacher.targets[i].data(), nullptr) /
-                           n;
-      double sq = 0.0;
-      for (float y : teacher.targets[i]) sq += double(y) * double(y);
-      f.result.zero_loss += sq / (2.0 * options.batch * T) / n;
+    fitter.run(batch.tokens.data(), /*with_grad=*/false);
+    for (size_t i = 0; i < fitter.size(); ++i) {
+      layers[i].fit_loss += fitter.loss(i) / double(options.fit_test_batches);
+      layers[i].zero_loss += fitter.zero_loss(i) / double(options.fit_test_batches);
     }
   }
 
@@ -201,13 +263,14 @@ LinearizationResult linearize(const Transformer& model, const std::vector<float>
   result.steps = options.steps;
   result.record_every = options.record_every;
   result.original_test_loss = test_loss_on(model, params, cfg, test_set);
-  for (const auto& f : fits) {
+  for (size_t i = 0; i < fitter.size(); ++i) {
+    LayerLinearization& r = layers[i];
     const SplicedModel spliced =
-        splice_student(model, params, f->result.layer, f->student, f->params.data());
-    LayerLinearization r = f->result;
+        splice_student(model, params, r.layer, fitter.student(i), fitter.student_params(i));
     r.test_loss = test_loss_on(spliced.model, spliced.params, cfg, test_set);
     r.ratio = r.test_loss / result.original_test_loss;
-    r.student = f->params;
+    r.student.assign(fitter.student_params(i),
+                     fitter.student_params(i) + fitter.student(i).num_params());
     result.layers.push_back(std::move(r));
   }
   return result;

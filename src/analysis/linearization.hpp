@@ -14,15 +14,16 @@
 // 1e-3 with weight decay 0.05, 100 steps per epoch for linear_train_len = 150 epochs, init
 // N(0, model.init_std^2) (the model's initializer). One difference: every layer's student
 // sees the same batches (one frozen forward per step serves all of them; the official code
-// draws each student's batches from its own key, the same distribution).
+// draws each student's batches from its own key, the same distribution). Per step, one
+// parallel loop over chunks of kChunkSequences sequences runs the frozen model and every
+// student on the chunk; gradients are summed in chunk order (bit-identical for any thread
+// count), and one AdamW loop updates all students' parameters, kept in one buffer.
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "analysis/linear_student.hpp"
-#include "data/token_batch.hpp"
-#include "model/batch_runner.hpp"
 #include "train/run_config.hpp"
 
 namespace mesalab {
@@ -67,16 +68,6 @@ struct LinearizationResult {
 // The layers to fit: `requested` checked against the model (in range, no repeats), or, if
 // empty, every softmax layer; a model without one is an Error naming its layer kinds.
 std::vector<int> layers_to_linearize(const ModelConfig& model, const std::vector<int>& requested);
-
-// What the students learn from, for one batch of tokens: per fitted layer the attention
-// input and the target mixed Wo, (B,T,E) each, from the frozen model's forward on `frozen`
-// (a forward-only runner of the batch's size).
-struct TeacherData {
-  std::vector<int> layers;
-  std::vector<std::vector<float>> inputs, targets;  // one (B,T,E) block per layer
-};
-void teacher_data(BatchRunner<float>& frozen, const Transformer& model, const float* params,
-                  const float* tokens, TeacherData& out);
 
 // The model with layer `layer` replaced by the student: mixers[layer] = Linear, every other
 // tensor copied by name, the layer's attention tensors the student's.

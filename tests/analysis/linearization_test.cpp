@@ -1,7 +1,7 @@
 // Linearization: the linear student's hand-written gradient against central finite
 // differences (double), the student with a linear layer's own weights reproduces that layer,
 // a student fitted to a layer that is linear attention becomes exact and splices in at
-// ratio 1, and bad input is an error.
+// ratio 1, the fit is bit-identical for 1 and 2 threads, and bad input is an error.
 #include "analysis/linearization.hpp"
 
 #include <gtest/gtest.h>
@@ -29,6 +29,8 @@ RunConfig tiny_hybrid_config() {
 
 TEST(Linearization, StudentGradientMatchesFiniteDifferences) {
   constexpr int kB = 10, kT = 5, kE = 6;  // two chunks: 8 + 2 sequences
+  testing::ThreadCountGuard threads;      // ~500 tiny evaluations: fork/join would dominate
+  omp_set_num_threads(1);
   for (const bool positions : {false, true}) {
     SCOPED_TRACE(positions ? "with positional part" : "without positional part");
     const LinearStudent student({kE, 2, 3, positions});
@@ -111,6 +113,30 @@ TEST(Linearization, AStudentOfALinearLayerIsExactAndSplicesInAtRatioOne) {
   EXPECT_LT(r.layers[1].relative_fit_loss(), 1.0);
   // The default choice is every softmax layer.
   EXPECT_EQ(layers_to_linearize(cfg.model, {}), std::vector<int>{1});
+}
+
+TEST(Linearization, ResultDoesNotDependOnTheThreadCount) {
+  const RunConfig cfg = tiny_hybrid_config();
+  const Transformer model(cfg.model);
+  std::vector<float> params(model.num_params());
+  model.init_params(params.data(), 3);
+  LinearizeOptions options;
+  options.layers = {1, 0};
+  options.steps = 20;
+  options.batch = 20;  // chunks of 8, 8 and 4 sequences
+  testing::ThreadCountGuard threads;
+  std::vector<LinearizationResult> results;
+  for (int n : {1, 2}) {
+    omp_set_num_threads(n);
+    results.push_back(linearize(model, params, cfg, options));
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    const LayerLinearization &a = results[0].layers[i], &b = results[1].layers[i];
+    EXPECT_EQ(a.layer, options.layers[i]);
+    EXPECT_EQ(a.student, b.student) << "layer " << a.layer;
+    EXPECT_EQ(a.fit_curve, b.fit_curve) << "layer " << a.layer;
+    EXPECT_EQ(a.ratio, b.ratio) << "layer " << a.layer;
+  }
 }
 
 TEST(Linearization, BadInputIsAnError) {
