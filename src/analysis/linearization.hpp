@@ -7,8 +7,11 @@
 // student then replaces layer i (mixers[i] = Linear with the student's q, k, (q_pos, k_pos,)
 // v, o), the other layers unchanged, and
 //   ratio_i = test_loss(spliced) / test_loss(original)
-// on the run's fixed test set (the mean per-step loss `mesalab eval` reports). A layer that
-// is linear attention already gives ratio 1.
+// on the run's fixed test set (the mean per-step loss `mesalab eval` reports; the official
+// code scores 10 fresh batches of 64, the same for both models). A layer that is linear
+// attention already gives ratio 1. The target is always the attention output: with an MLP
+// the official attention_outputs would be the MLP's output instead, which no attention
+// layer replaces (the official linearized models have no MLP).
 // Fitting as the official code: 64 fresh sequences per step (RngPurpose::Linearization,
 // step k), loss sum (y - target)^2 / (2 B T), element-wise clip(1) + AdamW at a constant lr
 // 1e-3 with weight decay 0.05, 100 steps per epoch for linear_train_len = 150 epochs, init

@@ -154,6 +154,14 @@ Outcome analyse_linearization(const Context& ctx) {
       "student sees the same batches. The fit is cached in each run's linearization.json.",
       ctx.scale.quick ? kQuickSteps : kOfficialLinearizationSteps));
   out.notes.push_back(
+      "Dimension sweep: the official linearize_full models (run_linearization.ipynb; configs/"
+      "config.py at c8c1e37: D in {4, 6, 10, 20, 40, 60}, T = 4D, E = 4D, K = 2D, seed 1's peak "
+      "lr and epochs) with the paper's steps. D = 40 and 60 have presets "
+      "(linearization_softmax_d40, _d60) but are not swept here: on the 2-core machine (busy) "
+      "their training takes about 2 and 4 h and the students' 15000 steps about 6 and 18 h "
+      "(D = 20: 40 min and 1.8 h); run them with `mesalab train --config ...` and `mesalab "
+      "linearize`.");
+  out.notes.push_back(
       "Criterion: the median over layers keeps a single copy layer (the first block of a "
       "raw-token model, which needs sharp positional attention) from deciding the verdict, "
       "and 1.2 allows a fifth more loss, small next to the gap between model families.");
