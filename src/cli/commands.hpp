@@ -39,6 +39,7 @@ Command add_icl_command(CLI::App& root);
 Command add_prompt_tune_command(CLI::App& root);
 Command add_tokens_command(CLI::App& root);
 Command add_sensitivity_command(CLI::App& root);
+Command add_linearize_command(CLI::App& root);
 
 // The commands' figures go to RUN_DIR/figures/<stem>.{csv,gp,svg,png}. The environment
 // variable MESALAB_GNUPLOT, read only here, names the gnuplot program (default "gnuplot"; an

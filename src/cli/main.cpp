@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
       add_bench_command(app),       add_config_command(app),    add_inspect_command(app),
       add_probe_command(app),       add_revalg_command(app),    add_interpolate_command(app),
       add_plot_command(app),        add_reproduce_command(app), add_icl_command(app),
-      add_prompt_tune_command(app), add_tokens_command(app),    add_sensitivity_command(app)};
+      add_prompt_tune_command(app), add_tokens_command(app),    add_sensitivity_command(app),
+      add_linearize_command(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -31,6 +31,7 @@ enum class RngPurpose : uint64_t {
   Fixed = 8,
   FixedTransition = 9,  // the one shared W of DynamicsKind::Fixed (data/sequences.hpp)
   NonlinearMlp = 10,    // the fixed A, B of DynamicsKind::Nonlinear (data/sequences.hpp)
+  Linearization = 11,   // the batches and initial weights of linear students (analysis)
 };
 
 namespace detail {

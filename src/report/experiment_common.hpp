@@ -44,5 +44,6 @@ Outcome analyse_icl(const Context& ctx);                 // experiments_icl.cpp
 Outcome analyse_token_construction(const Context& ctx);  // experiments_tokens.cpp
 Outcome analyse_sensitivity(const Context& ctx);         // experiments_sensitivity.cpp
 Outcome analyse_partial_observations(const Context& ctx);  // experiments_partial.cpp
+Outcome analyse_linearization(const Context& ctx);       // experiments_linearization.cpp
 
 }  // namespace mesalab::report

@@ -503,6 +503,18 @@ const std::vector<Experiment>& experiment_registry() {
        "every format has: +eos <= 0.9 x base, and +prefix+eos <= +eos",
        {"fullfledged_mesa_hybrid", "fullfledged_softmax_7layer"},
        analyse_icl},
+      {"linearization",
+       "Softmax layers of trained models are close to linear attention: a linear student "
+       "spliced in costs little.",
+       "Paper, linearization of softmax transformers (SPEC_EXPERIMENTS 6, official "
+       "run_linearization.ipynb)",
+       "for each of softmax_2layer, softmax_6layer and fullfledged_softmax_7layer, the median "
+       "over its softmax layers of test loss (spliced) / test loss (original), mean over "
+       "seeds, <= 1.2; the dimension sweep is reported, not judged",
+       {"softmax_2layer", "softmax_6layer", "fullfledged_softmax_7layer"},
+       analyse_linearization,
+       {"linearization_softmax_d4", "linearization_softmax_d6", "linearization_softmax_d10",
+        "linearization_softmax_d20"}},
   };
   return registry;
 }

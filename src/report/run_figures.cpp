@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -219,6 +220,43 @@ Figure interpolation_figure(const InterpolationResult& r, const std::string& tit
   panel.series = {
       model, mixed, {"RevAlg-d (final weights)", {first, last}, {r.revalg_d, r.revalg_d}, true}};
   return {title, {panel}};
+}
+
+Figure linearization_figure(const std::string& title, const std::vector<Series>& ratios,
+                            const std::vector<Series>& fit_curves) {
+  if (ratios.empty()) fail("figure '{}': no linearization ratios", title);
+  Panel panel{"spliced linear student vs original", "linearized layer",
+              "test loss (spliced) / test loss (original)", false, false};
+  double first = INFINITY, last = -INFINITY;
+  for (const Series& s : ratios)
+    for (double x : s.x) {
+      first = std::min(first, x);
+      last = std::max(last, x);
+    }
+  panel.series = ratios;
+  if (first <= last)
+    panel.series.push_back({"lossless (ratio 1)", {first, last}, {1.0, 1.0}, true});
+  Figure figure{title, {panel}};
+  if (!fit_curves.empty())
+    figure.panels.push_back({"fit of the linear students", "student training step",
+                             "training loss / zero student's loss", false, true, fit_curves});
+  return figure;
+}
+
+Figure linearization_figure(const std::string& title, const LinearizationResult& result) {
+  Series ratios{"model"};
+  std::vector<Series> fits;
+  for (const LayerLinearization& l : result.layers) {
+    ratios.x.push_back(double(l.layer + 1));
+    ratios.y.push_back(l.ratio);
+    Series fit{fmt::format("layer {} ({})", l.layer + 1, mixer_name(l.kind))};
+    for (size_t i = 0; i < l.fit_curve.size(); ++i) {
+      fit.x.push_back(double(std::min(int64_t(i + 1) * result.record_every, result.steps)));
+      fit.y.push_back(l.zero_loss > 0 ? l.fit_curve[i] / l.zero_loss : kMissing);
+    }
+    fits.push_back(std::move(fit));
+  }
+  return linearization_figure(title, {ratios}, fits);
 }
 
 }  // namespace mesalab::report

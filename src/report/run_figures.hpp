@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "analysis/interpolation.hpp"
+#include "analysis/linearization.hpp"
 #include "analysis/probes.hpp"
 #include "model/transformer.hpp"
 #include "report/figure.hpp"
@@ -70,5 +71,16 @@ Figure weight_heatmap_figure(const Transformer& model, const double* params,
 // Test loss against the training step of the replayed transformer and of its interpolation
 // with RevAlg-d, and RevAlg-d's level as a dashed line (log y).
 Figure interpolation_figure(const InterpolationResult& result, const std::string& title);
+
+// Linearization: test_loss(spliced) / test_loss(original) against the linearized layer,
+// numbered from 1 (the paper's "layer d"), one series per model in `ratios` (x = layer,
+// y = ratio), with the lossless ratio 1 dashed across them. With `fit_curves` (x = step,
+// y = a student's training loss over its zero student's), a second panel on a log axis.
+// Throws Error if `ratios` is empty.
+Figure linearization_figure(const std::string& title, const std::vector<Series>& ratios,
+                            const std::vector<Series>& fit_curves = {});
+
+// The figure of one run's linearization: its ratios and every student's fit curve.
+Figure linearization_figure(const std::string& title, const LinearizationResult& result);
 
 }  // namespace mesalab::report
