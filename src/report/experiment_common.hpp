@@ -36,14 +36,14 @@ Curves default_baselines(const Context& ctx);
 Table per_step_table(const Curves& curves, const std::vector<SeedStats>& means);
 
 // Analyses defined outside the registry's file.
-Outcome analyse_probes(const Context& ctx);              // experiments_probes.cpp
-Outcome analyse_probes_depth(const Context& ctx);        // experiments_probes.cpp
-Outcome analyse_depth_sweep(const Context& ctx);         // experiments_depth.cpp
-Outcome analyse_interpolation(const Context& ctx);       // experiments_depth.cpp
-Outcome analyse_icl(const Context& ctx);                 // experiments_icl.cpp
-Outcome analyse_token_construction(const Context& ctx);  // experiments_tokens.cpp
-Outcome analyse_sensitivity(const Context& ctx);         // experiments_sensitivity.cpp
+Outcome analyse_probes(const Context& ctx);                // experiments_probes.cpp
+Outcome analyse_probes_depth(const Context& ctx);          // experiments_probes.cpp
+Outcome analyse_depth_sweep(const Context& ctx);           // experiments_depth.cpp
+Outcome analyse_interpolation(const Context& ctx);         // experiments_depth.cpp
+Outcome analyse_icl(const Context& ctx);                   // experiments_icl.cpp
+Outcome analyse_token_construction(const Context& ctx);    // experiments_tokens.cpp
+Outcome analyse_sensitivity(const Context& ctx);           // experiments_sensitivity.cpp
 Outcome analyse_partial_observations(const Context& ctx);  // experiments_partial.cpp
-Outcome analyse_linearization(const Context& ctx);       // experiments_linearization.cpp
+Outcome analyse_linearization(const Context& ctx);         // experiments_linearization.cpp
 
 }  // namespace mesalab::report
